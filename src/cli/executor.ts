@@ -1,0 +1,386 @@
+/**
+ * `stowage executor`: build one Dockerfile with Kaniko's flag names, so existing pipelines that call
+ * `/kaniko/executor --dockerfile … --context … --destination …` can switch by changing the binary.
+ *
+ * Parsing is pure (`parseExecutorArgs`); the build modules are imported only after the flags are
+ * valid, so `--help` and usage errors stay cheap and never touch the filesystem.
+ */
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { StowageError } from '../util/errors.js';
+import { didYouMean } from '../util/levenshtein.js';
+
+export type SnapshotterChoice = 'auto' | 'overlay' | 'walk';
+export type IsolationChoice = 'auto' | 'bwrap' | 'chroot' | 'none';
+
+export interface ExecutorOptions {
+  dockerfile: string;
+  context: string;
+  destinations: string[];
+  buildArgs: Record<string, string>;
+  target?: string;
+  noPush: boolean;
+  tarPath?: string;
+  ociLayoutPath?: string;
+  digestFile?: string;
+  imageNameWithDigestFile?: string;
+  imageNameTagWithDigestFile?: string;
+  labels: Record<string, string>;
+  reproducible: boolean;
+  insecure: boolean;
+  insecureRegistries: string[];
+  skipTlsVerify: boolean;
+  registryMirrors: string[];
+  cache: boolean;
+  cacheDir?: string;
+  cacheRepo?: string;
+  snapshotter: SnapshotterChoice;
+  singleSnapshot: boolean;
+  skipUnusedStages: boolean;
+  customPlatform?: string;
+  verbosity: string;
+  isolation: IsolationChoice;
+  help: boolean;
+}
+
+export interface ParsedExecutorArgs {
+  options: ExecutorOptions;
+  /** Accepted flags that do not change anything yet; printed so nobody relies on them silently. */
+  warnings: string[];
+}
+
+type FlagKind = 'string' | 'bool' | 'repeat';
+
+interface FlagSpec {
+  names: string[];
+  kind: FlagKind;
+  help: string;
+  apply(o: ExecutorOptions, value: string, warn: (msg: string) => void, env: Record<string, string | undefined>): void;
+}
+
+function usage(message: string, hint?: string): StowageError {
+  return new StowageError('usage/executor', message, hint === undefined ? {} : { hint });
+}
+
+function parseBool(flag: string, value: string): boolean {
+  switch (value.toLowerCase()) {
+    case 'true':
+    case '1':
+    case '':
+      return true;
+    case 'false':
+    case '0':
+      return false;
+    default:
+      throw usage(`${flag} takes true or false, not ${JSON.stringify(value)}`);
+  }
+}
+
+function keyValue(flag: string, raw: string, env: Record<string, string | undefined>): [string, string] | undefined {
+  const eq = raw.indexOf('=');
+  if (eq === 0) throw usage(`${flag} ${JSON.stringify(raw)} has no name before '='`);
+  if (eq > 0) return [raw.slice(0, eq), raw.slice(eq + 1)];
+  // Kaniko (like docker build): `--build-arg NAME` takes the value from the environment; unset → ignored.
+  const fromEnv = env[raw];
+  return fromEnv === undefined ? undefined : [raw, fromEnv];
+}
+
+const notYet = (flag: string, what: string) => (_o: ExecutorOptions, _v: string, warn: (m: string) => void) =>
+  warn(`${flag} is accepted but ${what}`);
+
+const FLAGS: FlagSpec[] = [
+  { names: ['--dockerfile', '-f'], kind: 'string', help: 'path to the Dockerfile (default: <context>/Dockerfile)', apply: (o, v) => void (o.dockerfile = v) },
+  { names: ['--context', '-c'], kind: 'string', help: 'build context: a directory, dir://<dir> or tar://<file.tar[.gz]>', apply: (o, v) => void (o.context = v) },
+  { names: ['--destination', '-d'], kind: 'repeat', help: 'registry ref, oci:<dir>[:tag] or docker-archive:<file>[:ref] (repeatable)', apply: (o, v) => void o.destinations.push(v) },
+  {
+    names: ['--build-arg'], kind: 'repeat', help: 'K=V, or K to take the value from the environment (repeatable)',
+    apply: (o, v, _w, env) => {
+      const kv = keyValue('--build-arg', v, env);
+      if (kv) o.buildArgs[kv[0]] = kv[1];
+    },
+  },
+  { names: ['--target'], kind: 'string', help: 'stage to build (default: the last one)', apply: (o, v) => void (o.target = v) },
+  { names: ['--no-push'], kind: 'bool', help: 'do not push to registries (local destinations are still written)', apply: (o, v) => void (o.noPush = parseBool('--no-push', v)) },
+  { names: ['--tar-path'], kind: 'string', help: 'also write a docker-archive tarball here', apply: (o, v) => void (o.tarPath = v) },
+  { names: ['--oci-layout-path'], kind: 'string', help: 'also write an OCI image layout here', apply: (o, v) => void (o.ociLayoutPath = v) },
+  { names: ['--digest-file'], kind: 'string', help: 'write the image digest to this file', apply: (o, v) => void (o.digestFile = v) },
+  { names: ['--image-name-with-digest-file'], kind: 'string', help: 'write <repo>@<digest> per destination', apply: (o, v) => void (o.imageNameWithDigestFile = v) },
+  { names: ['--image-name-tag-with-digest-file'], kind: 'string', help: 'write <repo>:<tag>@<digest> per destination', apply: (o, v) => void (o.imageNameTagWithDigestFile = v) },
+  {
+    names: ['--label'], kind: 'repeat', help: 'K=V label applied last (repeatable)',
+    apply: (o, v) => {
+      const eq = v.indexOf('=');
+      if (eq <= 0) throw usage(`--label ${JSON.stringify(v)} must be KEY=VALUE`);
+      o.labels[v.slice(0, eq)] = v.slice(eq + 1);
+    },
+  },
+  { names: ['--reproducible'], kind: 'bool', help: 'clamp timestamps (created, history, layer mtimes) for identical digests', apply: (o, v) => void (o.reproducible = parseBool('--reproducible', v)) },
+  { names: ['--insecure'], kind: 'bool', help: 'allow plain HTTP to every registry', apply: (o, v) => void (o.insecure = parseBool('--insecure', v)) },
+  { names: ['--insecure-registry'], kind: 'repeat', help: 'host[:port] reached over plain HTTP (repeatable)', apply: (o, v) => void o.insecureRegistries.push(v) },
+  {
+    names: ['--skip-tls-verify'], kind: 'bool', help: 'accepted; TLS verification is not skipped yet',
+    apply: (o, v, warn) => {
+      o.skipTlsVerify = parseBool('--skip-tls-verify', v);
+      if (o.skipTlsVerify) warn('--skip-tls-verify is accepted but certificates are still verified; use --insecure-registry for plain HTTP');
+    },
+  },
+  { names: ['--registry-mirror'], kind: 'repeat', help: 'pull mirror for docker.io (repeatable)', apply: (o, v) => void o.registryMirrors.push(v) },
+  {
+    names: ['--cache'], kind: 'bool', help: 'accepted; the layer cache is not implemented yet',
+    apply: (o, v, warn) => {
+      o.cache = parseBool('--cache', v);
+      if (o.cache) warn('--cache is accepted but build steps are not cached yet; every step runs');
+    },
+  },
+  { names: ['--cache-dir'], kind: 'string', help: 'stowage cache directory (blobs, unpacked base layers)', apply: (o, v) => void (o.cacheDir = v) },
+  { names: ['--cache-repo'], kind: 'string', help: 'accepted; a remote cache repository is not used yet', apply: (o, v, w) => { o.cacheRepo = v; notYet('--cache-repo', 'no remote cache is used yet')(o, v, w); } },
+  {
+    names: ['--snapshot-mode'], kind: 'string', help: 'full|redo|time (all mean the walk snapshotter)',
+    apply: (o, v) => {
+      if (!['full', 'redo', 'time'].includes(v)) throw usage(`--snapshot-mode must be full, redo or time, not ${JSON.stringify(v)}`);
+      o.snapshotter = 'walk';
+    },
+  },
+  {
+    names: ['--snapshotter'], kind: 'string', help: 'auto|overlay|walk',
+    apply: (o, v) => {
+      if (v !== 'auto' && v !== 'overlay' && v !== 'walk') throw usage(`--snapshotter must be auto, overlay or walk, not ${JSON.stringify(v)}`);
+      o.snapshotter = v;
+    },
+  },
+  {
+    names: ['--single-snapshot'], kind: 'bool', help: 'accepted; every step still gets its own layer',
+    apply: (o, v, warn) => {
+      o.singleSnapshot = parseBool('--single-snapshot', v);
+      if (o.singleSnapshot) warn('--single-snapshot is accepted but every step still produces its own layer');
+    },
+  },
+  // stowage always builds only the stages the target needs (BuildKit's behaviour), so this is a no-op.
+  { names: ['--skip-unused-stages'], kind: 'bool', help: 'no-op: only stages the target needs are ever built', apply: (o, v) => void (o.skipUnusedStages = parseBool('--skip-unused-stages', v)) },
+  { names: ['--custom-platform'], kind: 'string', help: 'os/arch[/variant] of the image (default: the host)', apply: (o, v) => void (o.customPlatform = v) },
+  {
+    names: ['--verbosity', '-v'], kind: 'string', help: 'panic|fatal|error|warn|info|debug|trace',
+    apply: (o, v) => {
+      if (!['panic', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(v)) throw usage(`--verbosity ${JSON.stringify(v)} is not a log level`, 'use one of panic, fatal, error, warn, info, debug, trace');
+      o.verbosity = v;
+    },
+  },
+  {
+    names: ['--isolation'], kind: 'string', help: 'auto|bwrap|chroot|none (how RUN steps are sandboxed)',
+    apply: (o, v) => {
+      if (v !== 'auto' && v !== 'bwrap' && v !== 'chroot' && v !== 'none') throw usage(`--isolation must be auto, bwrap, chroot or none, not ${JSON.stringify(v)}`);
+      o.isolation = v;
+    },
+  },
+  { names: ['--help', '-h'], kind: 'bool', help: 'show this help', apply: (o, v) => void (o.help = parseBool('--help', v)) },
+];
+
+export function executorUsage(): string {
+  const lines = FLAGS.map((f) => `  ${f.names.join(', ')}${f.kind === 'bool' ? '' : ' <value>'}\n      ${f.help}`);
+  return `Usage: stowage executor [flags]\n\nBuilds one Dockerfile; flag names follow Kaniko's executor.\n\nFlags:\n${lines.join('\n')}\n`;
+}
+
+export function supportedFlagNames(): string[] {
+  return FLAGS.flatMap((f) => f.names);
+}
+
+function defaults(): ExecutorOptions {
+  return {
+    dockerfile: 'Dockerfile',
+    context: '.',
+    destinations: [],
+    buildArgs: {},
+    noPush: false,
+    labels: {},
+    reproducible: false,
+    insecure: false,
+    insecureRegistries: [],
+    skipTlsVerify: false,
+    registryMirrors: [],
+    cache: false,
+    snapshotter: 'auto',
+    singleSnapshot: false,
+    skipUnusedStages: false,
+    verbosity: 'info',
+    isolation: 'auto',
+    help: false,
+  };
+}
+
+/** Pure: argv → options. Both `--flag=value` and `--flag value`; unknown flags are usage errors. */
+export function parseExecutorArgs(argv: readonly string[], env: Record<string, string | undefined> = {}): ParsedExecutorArgs {
+  const options = defaults();
+  const warnings: string[] = [];
+  const warn = (m: string) => warnings.push(m);
+  const byName = new Map<string, FlagSpec>();
+  for (const f of FLAGS) for (const n of f.names) byName.set(n, f);
+  const seen = new Set<FlagSpec>();
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-') || arg === '-' || arg === '--') {
+      throw usage(`unexpected argument ${JSON.stringify(arg)}`, 'stowage executor takes only flags; the context is given with --context');
+    }
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(0, eq) : arg;
+    const spec = byName.get(name);
+    if (!spec) {
+      const guess = didYouMean(name, byName.keys());
+      throw usage(`unknown flag ${name}`, `${guess ? `did you mean ${guess}? ` : ''}supported flags: ${supportedFlagNames().join(' ')}`);
+    }
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (spec.kind === 'bool') {
+      // `--no-push false` is not Kaniko's syntax (pflag bools need `=`); a bare bool flag means true.
+      value = 'true';
+    } else {
+      const next = argv[i + 1];
+      if (next === undefined) throw usage(`${name} needs a value`, `write ${name}=<value> or ${name} <value>`);
+      value = next;
+      i++;
+    }
+    if (spec.kind === 'string' && seen.has(spec) && spec.names[0] !== '--verbosity') {
+      throw usage(`${name} given more than once`, `only ${spec.names[0]} flags listed as repeatable may repeat`);
+    }
+    seen.add(spec);
+    spec.apply(options, value, warn, env);
+  }
+  return { options, warnings };
+}
+
+/** The CLI entry for `stowage executor`: exit 0 on success, 1 on build failure, 2 on usage errors. */
+export async function runExecutor(argv: string[]): Promise<number> {
+  let parsed: ParsedExecutorArgs;
+  try {
+    parsed = parseExecutorArgs(argv, process.env);
+  } catch (e) {
+    if (e instanceof StowageError) {
+      process.stderr.write(`stowage executor: error: ${e.message}\n`);
+      if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (parsed.options.help) {
+    process.stdout.write(executorUsage());
+    return 0;
+  }
+  for (const w of parsed.warnings) process.stderr.write(`stowage executor: warning: ${w}\n`);
+  try {
+    return await executeBuild(parsed.options, process.env);
+  } catch (e) {
+    const { reportFatal } = await import('./main.js');
+    return reportFatal(e);
+  }
+}
+
+/** Where the build context is: a directory, `dir://<dir>`, or `tar://<file>` (extracted to a temp dir). */
+export function contextLocation(context: string): { kind: 'dir'; dir: string } | { kind: 'tar'; file: string } {
+  if (context.startsWith('dir://')) return { kind: 'dir', dir: context.slice('dir://'.length) };
+  if (context.startsWith('tar://')) return { kind: 'tar', file: context.slice('tar://'.length) };
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(context);
+  if (scheme) {
+    throw usage(`build contexts of kind ${scheme[1]}:// are not supported`, 'use a directory, dir://<dir> or tar://<file.tar[.gz]>');
+  }
+  return { kind: 'dir', dir: context };
+}
+
+/**
+ * Kaniko's lookup: an absolute --dockerfile as is; a relative one relative to the current
+ * directory when it exists there, else relative to the context.
+ */
+export function dockerfileLocation(dockerfile: string, contextDir: string, exists: (p: string) => boolean): string {
+  if (isAbsolute(dockerfile)) return dockerfile;
+  if (exists(dockerfile)) return resolve(dockerfile);
+  return join(contextDir, dockerfile);
+}
+
+async function executeBuild(o: ExecutorOptions, env: Record<string, string | undefined>): Promise<number> {
+  const registryRefs = o.destinations.filter((d) => !d.startsWith('oci:') && !d.startsWith('docker-archive:'));
+  if (o.destinations.length === 0 && !o.noPush && !o.tarPath && !o.ociLayoutPath) {
+    throw usage('no destination given', 'pass --destination (a registry ref, oci:<dir> or docker-archive:<file>), or --no-push with --tar-path/--oci-layout-path');
+  }
+  const [{ buildDockerfile, writeDestinations, createEnginePorts, parseDestination, writeFileAtomic }, { hostPlatform, parsePlatform }, { resolveCacheDir }] = await Promise.all([
+    import('../engine/build-image.js'),
+    import('../image/platform.js'),
+    import('../store/cache-dir.js'),
+  ]);
+  for (const d of o.destinations) parseDestination(d);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    const loc = contextLocation(o.context);
+    let contextDir: string;
+    if (loc.kind === 'tar') {
+      const { openTarContext } = await import('../engine/context/context.js');
+      const extracted = await openTarContext(resolve(loc.file), { signal: controller.signal });
+      cleanups.push(() => extracted.cleanup());
+      contextDir = extracted.dir;
+    } else {
+      contextDir = resolve(loc.dir);
+    }
+    const dockerfilePath = dockerfileLocation(o.dockerfile, contextDir, existsSync);
+    const platform = o.customPlatform ? parsePlatform(o.customPlatform) : hostPlatform();
+    const cacheDir = resolveCacheDir({ flag: o.cacheDir, env });
+    const epochText = env['SOURCE_DATE_EPOCH'] ?? o.buildArgs['SOURCE_DATE_EPOCH'];
+    const sourceDateEpoch = o.reproducible ? Number(epochText ?? 0) : epochText !== undefined ? Number(epochText) : undefined;
+    if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw usage(`SOURCE_DATE_EPOCH ${JSON.stringify(epochText)} is not a whole number of seconds`);
+    const ports = await createEnginePorts({
+      cacheDir,
+      snapshotter: o.snapshotter,
+      isolation: o.isolation,
+      registry: { insecureRegistries: [...o.insecureRegistries], insecureAll: o.insecure, registryMirrors: [...o.registryMirrors] },
+      signal: controller.signal,
+    });
+    cleanups.push(() => ports.close());
+    const verbose = o.verbosity === 'debug' || o.verbosity === 'trace' || o.verbosity === 'info';
+    const image = await buildDockerfile({
+      dockerfilePath,
+      contextDir,
+      ...(o.target !== undefined ? { target: o.target } : {}),
+      buildArgs: o.buildArgs,
+      labels: o.labels,
+      platform,
+      ports: ports.engine,
+      options: {
+        cacheDir,
+        signal: controller.signal,
+        ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+        onEvent: (ev) => {
+          if (!verbose) return;
+          if (ev.type === 'step-start') process.stderr.write(`#${ev.stage} ${ev.line}: ${ev.text}\n`);
+          else if (ev.type === 'output') process.stderr.write(ev.chunk);
+        },
+      },
+    });
+    const targets: string[] = o.destinations.filter((d) => !(o.noPush && registryRefs.includes(d)));
+    if (o.tarPath) targets.push(`docker-archive:${o.tarPath}${registryRefs[0] ? `:${registryRefs[0]}` : ''}`);
+    if (o.ociLayoutPath) targets.push(`oci:${o.ociLayoutPath}`);
+    const written = await writeDestinations(image, targets, { ...(o.noPush ? {} : { push: ports.push }), signal: controller.signal });
+    for (const w of written) process.stdout.write(`${w.destination} ${w.digest}\n`);
+    if (written.length === 0) process.stdout.write(`${image.digest}\n`);
+    if (o.digestFile) await writeFileAtomic(resolve(o.digestFile), image.digest);
+    if (o.imageNameWithDigestFile) {
+      await writeFileAtomic(resolve(o.imageNameWithDigestFile), registryRefs.map((r) => `${repositoryOf(r)}@${image.digest}\n`).join(''));
+    }
+    if (o.imageNameTagWithDigestFile) {
+      await writeFileAtomic(resolve(o.imageNameTagWithDigestFile), registryRefs.map((r) => `${r}@${image.digest}\n`).join(''));
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  }
+}
+
+/** `host/repo:tag` → `host/repo` (a `:` after the last `/` is the tag; a digest is dropped too). */
+export function repositoryOf(ref: string): string {
+  const noDigest = ref.split('@')[0]!;
+  const slash = noDigest.lastIndexOf('/');
+  const colon = noDigest.lastIndexOf(':');
+  return colon > slash ? noDigest.slice(0, colon) : noDigest;
+}

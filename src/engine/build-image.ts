@@ -1,0 +1,270 @@
+/**
+ * Builds one Dockerfile into an image: parse, analyse (only the stages the target needs, in
+ * dependency order, each built once however many stages use it), run every stage, apply `--label`s
+ * last, and return the image. Nothing is written to a destination here; `writeDestinations` does
+ * that separately so a failed build leaves every destination untouched.
+ */
+import { readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import type { Image } from '../image/blob.js';
+import { imageFromParts } from '../image/image.js';
+import { patchConfig } from '../image/mutate.js';
+import type { Platform } from '../image/types.js';
+import { parseDockerfile } from '../dockerfile/parse.js';
+import { analyzeDockerfile } from '../dockerfile/analyze.js';
+import type { Diagnostic } from '../util/errors.js';
+import { StowageError } from '../util/errors.js';
+import type { BlobStore } from '../store/types.js';
+import { openBuildContext, type BuildContext } from './context/context.js';
+import { resolveBase, type StageBase } from './base-image.js';
+import { buildStage, type StageOptions } from './stage-runner.js';
+import type {
+  BuildEvent,
+  ImageSource,
+  LayerWriterPort,
+  SandboxPort,
+  SecretsProvider,
+  SnapshotterPort,
+  StageResult,
+  StageRootfs,
+  UnpackedLayersPort,
+} from './instructions/types.js';
+
+export interface EnginePorts {
+  store: BlobStore;
+  unpacked: UnpackedLayersPort;
+  snapshotter: SnapshotterPort;
+  layerWriter: LayerWriterPort;
+  sandbox: SandboxPort;
+  /** External images (FROM, COPY --from=<image>): the registry puller, or local images by name. */
+  images: ImageSource;
+}
+
+export interface BuildOptions {
+  /** Seconds; reproducible builds use it for `created` and to clamp layer mtimes. */
+  sourceDateEpoch?: number;
+  network?: 'default' | 'none' | 'host';
+  secrets?: SecretsProvider;
+  cacheDir: string;
+  signal: AbortSignal;
+  onEvent?: (event: BuildEvent) => void;
+  now?: () => Date;
+}
+
+export interface BuildDockerfileRequest {
+  dockerfilePath: string;
+  contextDir: string;
+  target?: string;
+  buildArgs: Readonly<Record<string, string>>;
+  /** Applied last, like `docker build --label`: no history entry. */
+  labels?: Readonly<Record<string, string>>;
+  platform: Platform;
+  ports: EnginePorts;
+  options: BuildOptions;
+}
+
+/** Diagnostics that are errors become one StowageError pointing at the first, listing all. */
+function failOnErrors(diagnostics: readonly Diagnostic[], file: string): void {
+  const errors = diagnostics.filter((d) => d.severity === 'error');
+  if (errors.length === 0) return;
+  const first = errors[0]!;
+  const more = errors.slice(1).map((d) => `\n  ${d.file ?? file}:${d.range?.start.line ?? '?'}: ${d.message}`).join('');
+  throw new StowageError(first.code, `${first.message}${more}`, {
+    file: first.file ?? file,
+    ...(first.range ? { range: first.range } : {}),
+    ...(first.hint ? { hint: first.hint } : {}),
+  });
+}
+
+export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Image> {
+  const { ports, options } = req;
+  const signal = options.signal;
+  const dockerfilePath = resolvePath(req.dockerfilePath);
+  let text: string;
+  try {
+    text = await readFile(dockerfilePath, 'utf8');
+  } catch (e) {
+    throw new StowageError('build/dockerfile-unreadable', `cannot read the Dockerfile ${req.dockerfilePath}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
+      hint: 'check the --dockerfile path (a relative path is relative to the current directory, then to the context)',
+      cause: e,
+    });
+  }
+  const shownPath = req.dockerfilePath;
+  const parsed = parseDockerfile(text, { file: shownPath });
+  failOnErrors(parsed.diagnostics, shownPath);
+  const dockerfile = parsed.dockerfile!;
+  const analyzed = analyzeDockerfile(dockerfile, { ...(req.target !== undefined ? { target: req.target } : {}), buildArgs: { ...req.buildArgs }, platform: req.platform });
+  failOnErrors(analyzed.diagnostics, shownPath);
+
+  const context: BuildContext = await openBuildContext({ contextDir: resolvePath(req.contextDir), dockerfilePath, signal });
+  const stageResults = new Map<number, StageResult>();
+  const prepared: StageRootfs[] = [];
+  const imageRootfs = new Map<string, Promise<string>>();
+  const stageOptions: StageOptions = {
+    buildArgs: req.buildArgs,
+    platform: req.platform,
+    network: options.network ?? 'default',
+    cacheDir: options.cacheDir,
+    signal,
+    ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
+    ...(options.secrets ? { secrets: options.secrets } : {}),
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  };
+
+  /** An external image's filesystem for COPY --from=<image>: unpacked once per build. */
+  const materialize = (ref: string, sig: AbortSignal): Promise<string> => {
+    let p = imageRootfs.get(ref);
+    if (!p) {
+      p = (async () => {
+        const image = await ports.images.resolve(ref, req.platform, sig);
+        const lowers: string[] = [];
+        for (const l of image.layers) lowers.push(await ports.unpacked.ensureUnpacked(l, sig));
+        const rootfs = await ports.snapshotter.prepare({ lowers, signal: sig });
+        prepared.push(rootfs);
+        return rootfs.path;
+      })();
+      imageRootfs.set(ref, p);
+    }
+    return p;
+  };
+
+  try {
+    for (const a of analyzed.stages) {
+      signal.throwIfAborted();
+      const stage = dockerfile.stages[a.index]!;
+      const platform = a.platform ?? req.platform;
+      const base = await resolveBase({ base: a.base as StageBase, platform, stageResults, images: ports.images, signal });
+      const result = await buildStage({
+        stage,
+        dockerfile,
+        dockerfilePath: shownPath,
+        baseImage: base.image,
+        ...(base.inheritedState !== undefined ? { inheritedState: base.inheritedState as never } : {}),
+        onbuildTriggers: base.triggers,
+        ports: {
+          store: ports.store,
+          unpacked: ports.unpacked,
+          snapshotter: ports.snapshotter,
+          layerWriter: ports.layerWriter,
+          sandbox: ports.sandbox,
+          context,
+          stageResults,
+          images: ports.images,
+          imageRootfs: materialize,
+        },
+        options: { ...stageOptions, platform },
+      });
+      prepared.push(result.rootfs);
+      stageResults.set(a.index, { image: result.image, rootfsDir: result.rootfsDir, finalState: result.finalState, ...(stage.name ? { name: stage.name } : {}) });
+    }
+    const final = stageResults.get(analyzed.target);
+    if (!final) throw new Error('the target stage was not built');
+    return applyLabels(final.image, req.labels ?? {});
+  } finally {
+    // Stage rootfs are kept until the end for COPY --from; nothing of them is needed any more.
+    for (const r of prepared.reverse()) await r.release().catch(() => undefined);
+    await context.close?.().catch(() => undefined);
+  }
+}
+
+/** `--label`s go into the config with no history entry, after everything else (docker build's behaviour). */
+export function applyLabels(image: Image, labels: Readonly<Record<string, string>>): Image {
+  if (Object.keys(labels).length === 0) return image;
+  const merged = { ...(image.config.config?.Labels ?? {}), ...labels };
+  const config = patchConfig(image.config, { Labels: merged });
+  return imageFromParts({ config, layers: image.layers, format: 'oci' });
+}
+
+// -------------------------------------------------------------------------------------------------
+// Destinations
+
+export type Destination =
+  | { kind: 'oci'; dir: string; tag: string; text: string }
+  | { kind: 'docker-archive'; file: string; ref?: string; text: string }
+  | { kind: 'registry'; ref: string; text: string };
+
+/**
+ * `oci:<dir>[:tag]`, `docker-archive:<file>[:ref]`, otherwise a registry reference. Like skopeo,
+ * the path ends at the first `:` after the transport.
+ */
+export function parseDestination(text: string): Destination {
+  if (text.startsWith('oci:')) {
+    const rest = text.slice(4);
+    const i = rest.indexOf(':');
+    const dir = i < 0 ? rest : rest.slice(0, i);
+    const tag = i < 0 ? 'latest' : rest.slice(i + 1);
+    if (dir === '') throw new StowageError('usage/bad-destination', `destination ${JSON.stringify(text)} names no directory`, { hint: 'write oci:<dir>[:tag]' });
+    if (tag === '') throw new StowageError('usage/bad-destination', `destination ${JSON.stringify(text)} has an empty tag`, { hint: 'write oci:<dir>[:tag]' });
+    return { kind: 'oci', dir, tag, text };
+  }
+  if (text.startsWith('docker-archive:')) {
+    const rest = text.slice('docker-archive:'.length);
+    const i = rest.indexOf(':');
+    const file = i < 0 ? rest : rest.slice(0, i);
+    if (file === '') throw new StowageError('usage/bad-destination', `destination ${JSON.stringify(text)} names no file`, { hint: 'write docker-archive:<file.tar>[:ref]' });
+    return i < 0 || rest.slice(i + 1) === '' ? { kind: 'docker-archive', file, text } : { kind: 'docker-archive', file, ref: rest.slice(i + 1), text };
+  }
+  return { kind: 'registry', ref: text, text };
+}
+
+export interface DestinationPorts {
+  /** Pushes to registry refs; absent when pushing is disabled (a registry destination is then an error). */
+  push?: (image: Image, ref: string, signal: AbortSignal) => Promise<void>;
+  signal: AbortSignal;
+}
+
+export interface WrittenDestination {
+  destination: string;
+  digest: string;
+}
+
+/** Writes the image to every destination. Local files go to a temp name first, then are renamed. */
+export async function writeDestinations(image: Image, destinations: readonly (string | Destination)[], ports: DestinationPorts): Promise<WrittenDestination[]> {
+  const out: WrittenDestination[] = [];
+  const parsed = destinations.map((d) => (typeof d === 'string' ? parseDestination(d) : d));
+  // Group oci: destinations per directory so several tags land in one index.json write.
+  const ociTags = new Map<string, string[]>();
+  for (const d of parsed) if (d.kind === 'oci') ociTags.set(resolvePath(d.dir), [...(ociTags.get(resolvePath(d.dir)) ?? []), d.tag]);
+  const { writeImageToLayout } = await import('../store/oci-layout.js');
+  for (const [dir, tags] of ociTags) await writeImageToLayout(dir, image, { tags, signal: ports.signal });
+  for (const d of parsed) {
+    switch (d.kind) {
+      case 'oci':
+        out.push({ destination: d.text, digest: image.digest });
+        break;
+      case 'docker-archive': {
+        const { writeDockerArchive } = await import('../store/docker-archive.js');
+        const file = resolvePath(d.file);
+        await writeDockerArchive(file, image, { ...(d.ref ? { refs: [d.ref] } : {}), signal: ports.signal });
+        out.push({ destination: d.text, digest: image.digest });
+        break;
+      }
+      case 'registry':
+        if (!ports.push) {
+          throw new StowageError('build/no-push', `cannot push to ${d.ref}: pushing is disabled`, { hint: 'remove --no-push, or use an oci: or docker-archive: destination' });
+        }
+        await ports.push(image, d.ref, ports.signal);
+        out.push({ destination: d.text, digest: image.digest });
+        break;
+      default: {
+        const never: never = d;
+        throw new Error(`unknown destination ${JSON.stringify(never)}`);
+      }
+    }
+  }
+  return out;
+}
+
+/** Writes `content` to `file` through a temp name in the same directory, so readers never see half a file. */
+export async function writeFileAtomic(file: string, content: string): Promise<void> {
+  const { writeFile } = await import('node:fs/promises');
+  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}-${Date.now()}`);
+  try {
+    await writeFile(tmp, content);
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * ADD: COPY plus local archives unpacked by content and http(s) URL sources (A10). The file
+ * operations live in engine/copy; this file only decides the inputs and commits the layer.
+ */
+import type { AddInstruction } from '../../dockerfile/types.js';
+import { historyFor, type StageState } from '../../dockerfile/stage-env.js';
+import type { ImageConfig } from '../../image/types.js';
+import type { StepEnvironment } from '../stage-runner.js';
+import { commitLayer } from './commit.js';
+import { copyFiles } from './copy.js';
+import type { StepOutcome } from './outcome.js';
+import { withLocation } from './run.js';
+
+export async function executeAdd(instr: AddInstruction, state: StageState, config: ImageConfig, env: StepEnvironment): Promise<StepOutcome> {
+  try {
+    await copyFiles(instr, state, config, env, { unpackArchives: instr.unpack ?? true });
+  } catch (e) {
+    throw withLocation(e, { file: env.dockerfilePath, range: instr.range });
+  }
+  const layer = await commitLayer(env);
+  return { state, layer, history: { createdBy: historyFor(instr, state), emptyLayer: false } };
+}

@@ -1,0 +1,95 @@
+/**
+ * RUN: the command runs in the sandbox on the stage's rootfs with the image env plus the ARGs in
+ * scope, WORKDIR as cwd and USER resolved against the rootfs's own /etc/passwd (A13, A21). Mount
+ * points the sandbox created are removed by it before the snapshot, and the mount targets are also
+ * excluded from the snapshot, so neither ends up in the layer.
+ */
+import type { RunInstruction } from '../../dockerfile/types.js';
+import { historyFor, runEnvironment, type StageState } from '../../dockerfile/stage-env.js';
+import type { ImageConfig } from '../../image/types.js';
+import { StowageError } from '../../util/errors.js';
+import { resolveUser } from '../passwd.js';
+import { runCommandArgv } from '../sandbox/run-command.js';
+import { mapRunMounts } from '../sandbox/run-mounts.js';
+import type { StepEnvironment } from '../stage-runner.js';
+import { commitLayer } from './commit.js';
+import type { StepOutcome } from './outcome.js';
+
+const DEFAULT_SHELL = ['/bin/sh', '-c'];
+const OUTPUT_TAIL_LINES = 20;
+
+export async function executeRun(instr: RunInstruction, state: StageState, config: ImageConfig, env: StepEnvironment): Promise<StepOutcome> {
+  const { ports, options, rootfs } = env;
+  const cc = config.config ?? {};
+  const shell = cc.Shell && cc.Shell.length > 0 ? cc.Shell : DEFAULT_SHELL;
+  const cwd = cc.WorkingDir || '/';
+  const where = { file: env.dockerfilePath, range: instr.range };
+
+  let user;
+  try {
+    user = await resolveUser(rootfs.path, cc.User || 'root');
+  } catch (e) {
+    throw withLocation(e, where);
+  }
+  const command = runCommandArgv(instr, shell);
+  const processEnv = runEnvironment(state);
+  if (!processEnv.some((kv) => kv.startsWith('HOME='))) processEnv.push(`HOME=${user.home || '/'}`);
+
+  let mounts;
+  try {
+    mounts = await mapRunMounts(instr.mounts ?? [], {
+      rootfs: rootfs.path,
+      workdir: cwd,
+      contextDir: ports.context.dir,
+      stageRootfs: (ref: string) => stageRootfsFor(ref, env),
+      cacheDir: options.cacheDir,
+      secrets: options.secrets ?? (async () => undefined),
+      signal: options.signal,
+    });
+  } catch (e) {
+    throw withLocation(e, where);
+  }
+  const allMounts = [...command.mounts, ...mounts.mounts];
+  const network = instr.network && instr.network !== 'default' ? instr.network : options.network;
+  const res = await ports.sandbox.runStep({
+    rootfs: rootfs.path,
+    argv: command.argv,
+    env: processEnv,
+    cwd,
+    user: { uid: user.uid, gid: user.gid, supplementaryGids: user.supplementaryGids },
+    network,
+    mounts: allMounts,
+    signal: options.signal,
+    tailLines: OUTPUT_TAIL_LINES,
+    onOutput: (chunk, stream) => options.onEvent?.({ type: 'output', stage: env.stageIndex, line: instr.range.start.line, chunk, stream }),
+  });
+  await mounts.release?.();
+  if (res.exitCode !== 0) {
+    const shown = command.argv.join(' ');
+    const tail = res.outputTail.length > 0 ? `\nlast output:\n${res.outputTail.map((l) => `  ${l}`).join('\n')}` : '\n(the command printed nothing)';
+    throw new StowageError('build/run-failed', `RUN ${shown} failed with exit code ${res.exitCode}${tail}`, {
+      ...where,
+      hint: 'fix the command (the output above is its last lines); nothing was written to any destination',
+    });
+  }
+  const layer = await commitLayer(env, { ignore: allMounts.map((m) => m.target) });
+  return { state, layer, history: { createdBy: historyFor(instr, state), emptyLayer: false } };
+}
+
+function stageRootfsFor(ref: string, env: StepEnvironment): Promise<string> {
+  const idx = /^\d+$/.test(ref) ? Number(ref) : undefined;
+  for (const [i, r] of env.ports.stageResults) {
+    if ((idx !== undefined && i === idx) || r.name === ref.toLowerCase()) {
+      if (r.rootfsDir) return Promise.resolve(r.rootfsDir);
+    }
+  }
+  return env.ports.imageRootfs(ref, env.options.signal);
+}
+
+/** Errors from helpers that know no Dockerfile position get the instruction's. */
+export function withLocation(e: unknown, where: { file: string; range: StowageError['range'] }): unknown {
+  if (e instanceof StowageError && e.file === undefined) {
+    return new StowageError(e.code, e.message, { file: where.file, ...(where.range ? { range: where.range } : {}), ...(e.hint ? { hint: e.hint } : {}), cause: e });
+  }
+  return e;
+}

@@ -1,0 +1,93 @@
+/**
+ * What an executing instruction (RUN, COPY, ADD, WORKDIR) receives and returns.
+ *
+ * The ports are structural interfaces naming exactly what the stage runner calls, so the runner can
+ * be driven by the real snapshotter/sandbox/context and by nothing else in tests: tests use the real
+ * parts, wired in build-image.ts (`createEnginePorts`).
+ */
+import type { Image, Layer } from '../../image/blob.js';
+import type { ContainerConfig, Platform } from '../../image/types.js';
+import type { BlobStore } from '../../store/types.js';
+
+/** A filesystem a stage runs in; after each step `snapshot()` returns what the step changed. */
+export interface StageRootfs {
+  readonly path: string;
+  /** Written as one layer by `writeLayer`; `ignore` lists absolute in-rootfs paths to leave out. */
+  snapshot(options: { ignore?: string[]; signal: AbortSignal }): Promise<unknown>;
+  release(): Promise<void>;
+}
+
+export interface SnapshotterPort {
+  readonly name: string;
+  /** A writable rootfs whose initial content is the given unpacked layers (bottom first). */
+  prepare(options: { lowers: string[]; signal: AbortSignal }): Promise<StageRootfs>;
+}
+
+export interface LayerWriterPort {
+  /** Turns a change set into a layer blob in the store. */
+  writeLayer(changes: unknown, options: { clampMtime?: number; signal: AbortSignal }): Promise<Layer>;
+}
+
+export interface UnpackedLayersPort {
+  ensureUnpacked(layer: Layer, signal: AbortSignal): Promise<string>;
+}
+
+export interface SandboxUser {
+  uid: number;
+  gid: number;
+  supplementaryGids: number[];
+}
+
+export type SandboxMountSpec =
+  | { kind: 'bind'; source: string; target: string; readonly: boolean }
+  | { kind: 'tmpfs'; target: string; sizeBytes?: number }
+  | { kind: 'file'; content: Buffer | string; target: string; mode: number; uid: number; gid: number };
+
+export interface RunStepRequest {
+  rootfs: string;
+  argv: string[];
+  env: string[];
+  cwd: string;
+  user: SandboxUser;
+  hostname?: string;
+  network: 'default' | 'none' | 'host';
+  mounts: SandboxMountSpec[];
+  signal: AbortSignal;
+  onOutput?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void;
+  tailLines?: number;
+}
+
+export interface SandboxPort {
+  runStep(request: RunStepRequest): Promise<{ exitCode: number; outputTail: string[] }>;
+}
+
+/** Where an image that is not a stage of this Dockerfile comes from (registry pull, or a local image). */
+export interface ImageSource {
+  resolve(ref: string, platform: Platform, signal: AbortSignal): Promise<Image>;
+}
+
+export type SecretsProvider = (id: string) => Promise<Buffer | undefined>;
+
+export type BuildEvent =
+  | { type: 'stage-start'; stage: number; name?: string; base: string }
+  | { type: 'step-start'; stage: number; line: number; text: string }
+  | { type: 'step-done'; stage: number; line: number; layer?: string }
+  | { type: 'output'; stage: number; line: number; chunk: Buffer; stream: 'stdout' | 'stderr' }
+  | { type: 'stage-done'; stage: number; digest: string };
+
+/** A built stage (or an image materialised for COPY --from / FROM). */
+export interface StageResult {
+  image: Image;
+  /** The stage's final rootfs, kept until the build ends for COPY --from and RUN --mount from=. */
+  rootfsDir?: string;
+  /** Stage-env state after the last instruction; a child stage inherits its ARGs (DOCKERFILE.md A7). */
+  finalState?: unknown;
+}
+
+/** The config fields being built; immutable values replaced step by step. */
+export interface ImageDraft {
+  config: import('../../image/types.js').ImageConfig;
+  layers: Layer[];
+}
+
+export type { BlobStore, ContainerConfig };

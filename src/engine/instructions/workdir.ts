@@ -1,0 +1,49 @@
+/**
+ * WORKDIR: sets the config through stage-env, then creates the directory (mkdir -p, 0755) owned by
+ * the current USER resolved against the rootfs's passwd file (A12). That is a layer unless the path
+ * is `/`, even when the directory already existed (BuildKit commits the mkdir either way).
+ */
+import { mkdir, lchown } from 'node:fs/promises';
+import type { WorkdirInstruction } from '../../dockerfile/types.js';
+import { applyMetadataInstruction, type StageState } from '../../dockerfile/stage-env.js';
+import type { ImageConfig } from '../../image/types.js';
+import { resolveInRoot } from '../copy/in-root.js';
+import { resolveUser } from '../passwd.js';
+import type { StepEnvironment } from '../stage-runner.js';
+import { commitLayer } from './commit.js';
+import type { StepOutcome } from './outcome.js';
+import { withLocation } from './run.js';
+
+export async function executeWorkdir(instr: WorkdirInstruction, state: StageState, config: ImageConfig, env: StepEnvironment): Promise<StepOutcome> {
+  const meta = applyMetadataInstruction(state, instr, { platform: env.options.platform });
+  const dir = meta.configPatch?.WorkingDir ?? config.config?.WorkingDir ?? '/';
+  const createdBy = meta.createdBy ?? `WORKDIR ${dir}`;
+  if (dir === '/') {
+    return { state: meta.state, configPatch: meta.configPatch, history: { createdBy, emptyLayer: true } };
+  }
+  try {
+    const user = await resolveUser(env.rootfs.path, config.config?.User || 'root');
+    await mkdirOwned(env.rootfs.path, dir, user.uid, user.gid);
+  } catch (e) {
+    throw withLocation(e, { file: env.dockerfilePath, range: instr.range });
+  }
+  const layer = await commitLayer(env);
+  return { state: meta.state, configPatch: meta.configPatch, layer, history: { createdBy, emptyLayer: false } };
+}
+
+/** `mkdir -p` inside the root; only directories it creates get the owner (like BuildKit's Mkdir). */
+async function mkdirOwned(root: string, dir: string, uid: number, gid: number): Promise<void> {
+  const parts = dir.split('/').filter((p) => p !== '' && p !== '.');
+  let rel = '';
+  for (const part of parts) {
+    rel = `${rel}/${part}`;
+    const host = await resolveInRoot(root, rel, { followFinal: true });
+    try {
+      await mkdir(host, { mode: 0o755 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw e;
+    }
+    await lchown(host, uid, gid);
+  }
+}
