@@ -1,0 +1,265 @@
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import pLimit from 'p-limit';
+import type { Blob, Image } from '../image/blob.js';
+import { canonicalJson } from '../image/canonical.js';
+import { digestHex, sha256Digest, type Digest } from '../image/digest.js';
+import { bytesBlob, imageFromBytes, manifestDescriptor } from '../image/image.js';
+import { isIndexMediaType, isManifestMediaType, MediaType } from '../image/media-types.js';
+import { parseIndex, parseManifest, sniffManifestKind } from '../image/parse.js';
+import { configPlatform, selectPlatform } from '../image/platform.js';
+import type { Descriptor, ImageIndex, Platform } from '../image/types.js';
+import { didYouMean } from '../util/levenshtein.js';
+import { StowageError } from '../util/errors.js';
+import { fileSize, readSmallFile, withLockFile, writeFileAtomic, writeVerifiedFile } from './atomic.js';
+import { fileLayer } from './layers.js';
+
+/** The annotation that names an entry of a layout's index.json (its "tag"). */
+export const REF_NAME = 'org.opencontainers.image.ref.name';
+
+const LAYOUT_VERSION = '1.0.0';
+/** Manifests and configs are small; refuse to slurp anything that claims to be one but is huge. */
+const MAX_METADATA_BYTES = 16 * 1024 * 1024;
+const MAX_INDEX_DEPTH = 4;
+
+/** The same grammar containers/image's oci transport accepts for a reference. */
+const REF_RE = /^[A-Za-z0-9._-]+(?:[:/][A-Za-z0-9._-]+)*$/;
+
+export interface OciReference {
+  dir: string;
+  tag?: string;
+}
+
+/** `oci:<dir>[:tag]`. As in skopeo, the first `:` after the directory starts the tag. */
+export function parseOciReference(s: string): OciReference {
+  if (!s.startsWith('oci:')) {
+    throw new StowageError('store/invalid-reference', `${JSON.stringify(s)} is not an oci: reference`, { hint: 'write oci:<dir>[:tag]' });
+  }
+  const rest = s.slice('oci:'.length);
+  const colon = rest.indexOf(':');
+  const dir = colon < 0 ? rest : rest.slice(0, colon);
+  const tag = colon < 0 ? undefined : rest.slice(colon + 1);
+  if (dir === '') throw new StowageError('store/invalid-reference', `${JSON.stringify(s)} names no directory`, { hint: 'write oci:<dir>[:tag]' });
+  if (tag !== undefined) {
+    checkTag(tag, s);
+    return { dir, tag };
+  }
+  return { dir };
+}
+
+function checkTag(tag: string, context: string): void {
+  if (!REF_RE.test(tag)) {
+    throw new StowageError('store/invalid-reference', `invalid OCI layout tag ${JSON.stringify(tag)} in ${JSON.stringify(context)}`, {
+      hint: 'a tag is letters, digits, ".", "_", "-", separated by ":" or "/"',
+    });
+  }
+}
+
+function blobPath(dir: string, digest: Digest): string {
+  return join(dir, 'blobs', 'sha256', digestHex(digest));
+}
+
+/** Copies a blob into the layout unless a file of the right size is already there. */
+async function putBlob(dir: string, blob: Blob, signal: AbortSignal | undefined): Promise<void> {
+  const { digest, size } = blob.descriptor;
+  const path = blobPath(dir, digest);
+  if ((await fileSize(path)) === size) return;
+  await writeVerifiedFile(await blob.open(signal), path, {
+    expected: digest,
+    expectedSize: size,
+    tempPath: join(dir, `.stowage-tmp-${digestHex(digest).slice(0, 16)}-${process.pid}-${Math.random().toString(36).slice(2)}`),
+    ...(signal ? { signal } : {}),
+  });
+}
+
+/** Is `dir` an empty or missing directory, or an OCI layout? Anything else we refuse to write into. */
+async function checkWritableLayout(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') {
+      throw new StowageError('store/not-a-layout', `${dir} is a file, not an OCI layout directory`, { hint: 'choose a directory for oci:<dir>' });
+    }
+    throw e;
+  }
+  if (names.length === 0) return;
+  if (!names.includes('oci-layout')) {
+    throw new StowageError('store/not-a-layout', `${dir} is a non-empty directory without an oci-layout file`, {
+      hint: 'write OCI layouts into a new or empty directory, or into an existing layout',
+    });
+  }
+  const bytes = await readSmallFile(join(dir, 'oci-layout'), 4096, 'oci-layout file');
+  let version: unknown;
+  try {
+    version = (JSON.parse(new TextDecoder().decode(bytes)) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+  } catch {
+    version = undefined;
+  }
+  if (version !== LAYOUT_VERSION) {
+    throw new StowageError('store/not-a-layout', `${dir}/oci-layout declares imageLayoutVersion ${JSON.stringify(version)}, expected ${LAYOUT_VERSION}`);
+  }
+}
+
+async function readLayoutIndex(dir: string): Promise<ImageIndex | undefined> {
+  const path = join(dir, 'index.json');
+  if ((await fileSize(path)) === undefined) return undefined;
+  return parseIndex(await readSmallFile(path, MAX_METADATA_BYTES, 'index.json'), { source: path });
+}
+
+/**
+ * The new index.json: entries named by one of `tags` are replaced by `entry`-with-that-tag, every
+ * other entry is kept. With no tags, one unnamed entry is added unless the same digest is already
+ * listed without a name.
+ */
+export function updateLayoutIndex(existing: ImageIndex | undefined, entry: Descriptor, tags: readonly string[]): ImageIndex {
+  const base: ImageIndex = existing ?? { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+  const tagSet = new Set(tags);
+  const kept = base.manifests.filter((d) => {
+    const name = d.annotations?.[REF_NAME];
+    return name === undefined ? !(tags.length === 0 && d.digest === entry.digest) : !tagSet.has(name);
+  });
+  const added =
+    tags.length === 0
+      ? [entry]
+      : tags.map((tag) => ({ ...entry, annotations: { ...(entry.annotations ?? {}), [REF_NAME]: tag } }));
+  return { ...base, mediaType: base.mediaType ?? MediaType.OciIndex, manifests: [...kept, ...added] };
+}
+
+/**
+ * Adds `image` to the OCI image layout at `dir` under each of `tags`, creating the layout if needed.
+ * Blobs go first (each verified and renamed into place), then index.json (temp + rename, under a
+ * lock file so concurrent writers to one layout do not lose each other's tags). A crash therefore
+ * never leaves an index entry whose blobs are missing. Returns the manifest digest.
+ */
+export async function writeImageToLayout(
+  dir: string,
+  image: Image,
+  options: { tags: readonly string[]; signal?: AbortSignal; concurrency?: number },
+): Promise<Digest> {
+  const { signal } = options;
+  for (const tag of options.tags) checkTag(tag, `oci:${dir}:${tag}`);
+  await checkWritableLayout(dir);
+  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+
+  const blobs = new Map<Digest, Blob>();
+  for (const layer of image.layers) blobs.set(layer.descriptor.digest, layer);
+  blobs.set(image.manifest.config.digest, bytesBlob(image.manifest.config, image.configBytes));
+  const limit = pLimit(options.concurrency ?? 2);
+  await Promise.all([...blobs.values()].map((b) => limit(() => putBlob(dir, b, signal))));
+  // The manifest last among blobs: it is what makes the others reachable.
+  await putBlob(dir, bytesBlob(manifestDescriptor(image), image.manifestBytes), signal);
+
+  const layoutFile = join(dir, 'oci-layout');
+  if ((await fileSize(layoutFile)) === undefined) {
+    await writeFileAtomic(layoutFile, canonicalJson({ imageLayoutVersion: LAYOUT_VERSION }));
+  }
+  const entry = manifestDescriptor(image, { platform: configPlatform(image.config) });
+  await withLockFile(
+    join(dir, '.index.json.lock'),
+    async () => {
+      const next = updateLayoutIndex(await readLayoutIndex(dir), entry, options.tags);
+      await writeFileAtomic(join(dir, 'index.json'), canonicalJson(next));
+    },
+    signal ? { signal } : {},
+  );
+  return image.digest;
+}
+
+/** The ref names (tags) in a layout's index.json, in index order. */
+export async function listLayoutTags(dir: string): Promise<string[]> {
+  const index = await readLayoutIndexOrThrow(dir);
+  return index.manifests.flatMap((d) => (d.annotations?.[REF_NAME] !== undefined ? [d.annotations[REF_NAME]] : []));
+}
+
+async function readLayoutIndexOrThrow(dir: string): Promise<ImageIndex> {
+  const index = await readLayoutIndex(dir);
+  if (index === undefined) {
+    throw new StowageError('store/not-a-layout', `${dir} is not an OCI image layout (no index.json)`, {
+      hint: 'oci:<dir> must name a directory written by stowage, skopeo, buildah or umoci',
+    });
+  }
+  return index;
+}
+
+async function readBlobBytes(dir: string, d: Descriptor, what: string): Promise<Uint8Array> {
+  if (d.size > MAX_METADATA_BYTES) throw new StowageError('store/too-large', `${what} ${d.digest} is ${d.size} bytes, too large for a ${what}`);
+  const bytes = await readSmallFile(blobPath(dir, d.digest), MAX_METADATA_BYTES, `${what} ${d.digest}`);
+  const digest = sha256Digest(bytes);
+  if (digest !== d.digest || bytes.byteLength !== d.size) {
+    throw new StowageError('store/digest-mismatch', `${what} blob ${d.digest} in ${dir} is corrupt (hashes to ${digest}, ${bytes.byteLength} bytes)`, {
+      hint: 'the layout was modified or damaged; write it again',
+    });
+  }
+  return bytes;
+}
+
+/**
+ * Reads one image from the layout at `dir`: the entry named `tag`, or the only entry when no tag is
+ * given. Indexes (also nested, as skopeo writes multi-platform images) are resolved to `platform`.
+ * Layers are file-backed and streamed from the layout on demand; their files must exist.
+ */
+export async function readImageFromLayout(dir: string, options: { tag?: string; platform: Platform; signal?: AbortSignal }): Promise<Image> {
+  options.signal?.throwIfAborted();
+  const index = await readLayoutIndexOrThrow(dir);
+  const tags = index.manifests.flatMap((d) => (d.annotations?.[REF_NAME] !== undefined ? [d.annotations[REF_NAME]] : []));
+  let entries: Descriptor[];
+  if (options.tag !== undefined) {
+    entries = index.manifests.filter((d) => d.annotations?.[REF_NAME] === options.tag);
+    if (entries.length === 0) {
+      const guess = didYouMean(options.tag, tags);
+      throw new StowageError('store/tag-not-found', `no image tagged ${JSON.stringify(options.tag)} in the OCI layout ${dir}`, {
+        hint: guess ? `did you mean ${JSON.stringify(guess)}?` : tags.length > 0 ? `the layout has: ${tags.join(', ')}` : 'the layout has no tagged images',
+      });
+    }
+  } else {
+    entries = index.manifests;
+    if (entries.length !== 1) {
+      throw new StowageError('store/ambiguous-layout', `the OCI layout ${dir} holds ${entries.length} images; say which one`, {
+        hint: tags.length > 0 ? `use oci:${dir}:<tag>, one of: ${tags.join(', ')}` : 'the layout has no images',
+      });
+    }
+  }
+  const first =
+    entries.length === 1 ? entries[0]! : selectPlatform({ manifests: entries }, options.platform, `the OCI layout ${dir} tag ${options.tag ?? ''}`);
+  return resolveEntry(dir, first, options.platform, 0);
+}
+
+async function resolveEntry(dir: string, d: Descriptor, platform: Platform, depth: number): Promise<Image> {
+  if (depth > MAX_INDEX_DEPTH) throw new StowageError('store/index-too-deep', `indexes in ${dir} nest more than ${MAX_INDEX_DEPTH} deep`);
+  let kind: 'manifest' | 'index' | 'unknown' = isIndexMediaType(d.mediaType) ? 'index' : isManifestMediaType(d.mediaType) ? 'manifest' : 'unknown';
+  const bytes = await readBlobBytes(dir, d, kind === 'index' ? 'index' : 'manifest');
+  if (kind === 'unknown') kind = sniffManifestKind(bytes);
+  switch (kind) {
+    case 'index': {
+      const nested = parseIndex(bytes, { source: `${dir} blob ${d.digest}`, descriptorMediaType: d.mediaType });
+      return resolveEntry(dir, selectPlatform(nested, platform, `the index ${d.digest} in ${dir}`), platform, depth + 1);
+    }
+    case 'manifest':
+      return readManifestImage(dir, d, bytes);
+    case 'unknown':
+      throw new StowageError('store/unsupported-media-type', `${d.digest} in ${dir} has media type ${d.mediaType}, which is not an image`);
+  }
+}
+
+async function readManifestImage(dir: string, d: Descriptor, manifestBytes: Uint8Array): Promise<Image> {
+  const manifest = parseManifest(manifestBytes, { source: `${dir} blob ${d.digest}`, descriptorMediaType: d.mediaType });
+  const configBytes = await readBlobBytes(dir, manifest.config, 'config');
+  const image = imageFromBytes({
+    manifestBytes,
+    configBytes,
+    descriptorMediaType: d.mediaType,
+    source: `${dir} ${d.digest}`,
+    layer: (ld, diffId) => fileLayer(blobPath(dir, ld.digest), ld, diffId),
+  });
+  for (const layer of image.layers) {
+    const size = await fileSize(blobPath(dir, layer.descriptor.digest));
+    if (size !== layer.descriptor.size) {
+      throw new StowageError('store/blob-not-found', `layer ${layer.descriptor.digest} of ${d.digest} is ${size === undefined ? 'missing' : `${size} bytes, expected ${layer.descriptor.size}`} in ${dir}`, {
+        hint: 'the layout is incomplete; copy the image into it again',
+      });
+    }
+  }
+  return image;
+}
