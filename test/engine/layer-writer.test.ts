@@ -1,0 +1,169 @@
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { planLayer, type ChangeEntry, type ChangeSet } from '../../src/engine/layer/changeset.js';
+import { parallelGzip } from '../../src/engine/layer/gzip.js';
+import { readTar } from '../../src/engine/layer/tar-reader.js';
+import { writeLayer } from '../../src/engine/layer/writer.js';
+import { sha256Digest } from '../../src/image/digest.js';
+import { DirBlobStore, gnuTarList, tempDir } from './layer-helpers.js';
+
+const T = 1_700_000_000_123_456_789n;
+
+function entry(path: string, type: ChangeEntry['type'], extra: Partial<ChangeEntry> = {}): ChangeEntry {
+  return { path, type, mode: type === 'dir' ? 0o755 : 0o644, uid: 0, gid: 0, mtimeNs: T, size: 0, ...extra };
+}
+
+async function listOwn(blob: Buffer): Promise<Array<{ name: string; type: string; mtimeNs: bigint; linkname: string; mode: number; uid: number; xattrs: Record<string, Buffer>; body: Buffer }>> {
+  const out = [];
+  for await (const e of readTar([gunzipSync(blob)])) {
+    const parts: Buffer[] = [];
+    await e.content((c) => parts.push(Buffer.from(c)));
+    out.push({ name: e.header.name, type: e.header.typeflag, mtimeNs: e.header.mtimeNs, linkname: e.header.linkname, mode: e.header.mode, uid: e.header.uid, xattrs: e.header.xattrs, body: Buffer.concat(parts) });
+  }
+  return out;
+}
+
+describe('planLayer', () => {
+  it('puts parents first, the opaque marker first among its dir children, and prunes redundant whiteouts', () => {
+    const items = planLayer({
+      entries: [entry('b/-x', 'file'), entry('b', 'dir'), entry('a', 'file'), entry('c/d', 'file')],
+      deletions: ['b/old', 'a/inner', 'gone', 'gone/child', 'e/f'],
+      opaqueDirs: ['b'],
+    });
+    const names = items.map((i) => (i.kind === 'entry' ? i.entry.path + (i.entry.type === 'dir' ? '/' : '') : i.kind === 'opaque' ? i.dir + '/.wh..wh..opq' : i.path + ' (wh)'));
+    // '.wh.gone' sorts bytewise before 'a'. a is a file replacing a directory: no a/.wh.*; b is opaque: no b/.wh.old; gone/child under deleted gone.
+    assert.deepEqual(names, ['gone (wh)', 'a', 'b/', 'b/.wh..wh..opq', 'b/-x', 'c/', 'c/d', 'e/', 'e/f (wh)']);
+  });
+
+  it('turns later paths of one inode into hardlinks to the first', () => {
+    const items = planLayer({ entries: [entry('z', 'file', { inodeKey: '1:2', size: 3 }), entry('y', 'file', { inodeKey: '1:2', size: 3 })], deletions: [], opaqueDirs: [] });
+    const [first, second] = items.map((i) => (i.kind === 'entry' ? i.entry : undefined));
+    assert.equal(first?.path, 'y');
+    assert.equal(first?.type, 'file');
+    assert.equal(second?.type, 'hardlink');
+    assert.equal(second?.linkTarget, 'y');
+  });
+});
+
+describe('writeLayer', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let store: DirBlobStore;
+  let changes: ChangeSet;
+  before(() => {
+    tmp = tempDir('layer');
+    mkdirSync(join(tmp.path, 'blobs'));
+    mkdirSync(join(tmp.path, 'src'));
+    store = new DirBlobStore(join(tmp.path, 'blobs'));
+    writeFileSync(join(tmp.path, 'src/hello'), 'hello world\n');
+    const long = 'x'.repeat(150);
+    writeFileSync(join(tmp.path, 'src/long'), 'long name');
+    changes = {
+      entries: [
+        entry('usr/bin/hello', 'file', { mode: 0o4755, size: 12, source: join(tmp.path, 'src/hello'), xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0]) } }),
+        entry('usr', 'dir', { mode: 0o1777, uid: 1000, gid: 1000 }),
+        entry('usr/bin', 'dir'),
+        entry(`usr/${long}`, 'file', { size: 9, source: join(tmp.path, 'src/long') }),
+        entry('usr/link', 'symlink', { linkTarget: '../etc/passwd', mode: 0o777 }),
+        entry('dev/null', 'char', { devMajor: 1, devMinor: 3, mode: 0o666 }),
+        entry('dev', 'dir'),
+        entry('fifo', 'fifo'),
+      ],
+      deletions: ['etc/shadow'],
+      opaqueDirs: [],
+    };
+  });
+  after(() => tmp.cleanup());
+
+  it('is deterministic and produces a valid gzip that GNU tar reads', async () => {
+    const a = await writeLayer(changes, store);
+    const b = await writeLayer(changes, store);
+    assert.equal(a.descriptor.digest, b.descriptor.digest);
+    assert.equal(a.diffId, b.diffId);
+    assert.equal(a.descriptor.mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip');
+    const blob = readFileSync(store.pathOf(a.descriptor.digest));
+    assert.equal(a.descriptor.size, blob.length);
+    assert.equal(sha256Digest(gunzipSync(blob)), a.diffId);
+    execFileSync('gzip', ['-t', store.pathOf(a.descriptor.digest)]);
+    const lines = gnuTarList(store.pathOf(a.descriptor.digest));
+    const names = lines.map((l) => l.split(/\s+/).slice(5).join(' '));
+    assert.deepEqual(names, [
+      'dev/',
+      'dev/null',
+      'etc/',
+      'etc/.wh.shadow',
+      'fifo',
+      'usr/',
+      'usr/bin/',
+      'usr/bin/hello',
+      'usr/link -> ../etc/passwd',
+      `usr/${'x'.repeat(150)}`,
+    ]);
+    assert.match(lines[0]!, /^drwxr-xr-x 0\/0 /);
+    assert.match(lines[1]!, /^crw-rw-rw- 0\/0 +1,3 /);
+    assert.match(lines[5]!, /^drwxrwxrwt 1000\/1000 /);
+    assert.match(lines[7]!, /^-rwsr-xr-x 0\/0 +12 /);
+  });
+
+  it('keeps nanosecond mtimes and xattrs in PAX records, and clamps with clampMtime', async () => {
+    const a = await writeLayer(changes, store);
+    const own = await listOwn(readFileSync(store.pathOf(a.descriptor.digest)));
+    const hello = own.find((e) => e.name === 'usr/bin/hello')!;
+    assert.equal(hello.mtimeNs, T);
+    assert.equal(hello.body.toString(), 'hello world\n');
+    assert.deepEqual([...hello.xattrs['security.capability']!], [1, 0, 0, 2, 0, 0x20, 0, 0]);
+    assert.equal(hello.mode, 0o4755);
+    const clamped = await writeLayer(changes, store, { clampMtime: 1_000_000 });
+    assert.notEqual(clamped.diffId, a.diffId);
+    for (const e of await listOwn(readFileSync(store.pathOf(clamped.descriptor.digest)))) {
+      assert.ok(e.mtimeNs <= 1_000_000n * 1_000_000_000n, `${e.name} not clamped`);
+    }
+    // GNU tar agrees on the PAX mtime.
+    const full = execFileSync('tar', ['--full-time', '-tvf', store.pathOf(a.descriptor.digest), 'usr/bin/hello'], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
+    assert.match(full, /2023-11-14 22:13:20\.123456789/);
+  });
+
+  it('fails without leaving a blob when a source file changes size', async () => {
+    const bad: ChangeSet = { entries: [entry('f', 'file', { size: 100, source: join(tmp.path, 'src/hello') })], deletions: [], opaqueDirs: [] };
+    await assert.rejects(writeLayer(bad, store), (e: Error & { code?: string }) => e.code === 'layer/file-changed');
+    const leftovers = execFileSync('ls', ['-a', join(tmp.path, 'blobs')], { encoding: 'utf8' });
+    assert.doesNotMatch(leftovers, /\.tmp-/);
+  });
+});
+
+describe('parallelGzip', () => {
+  it('emits ordered independent members that gunzip back to the input, deterministically', async () => {
+    const input = Buffer.concat([randomBytes(300_000), Buffer.alloc(700_000, 7), randomBytes(123_457)]);
+    const chunks = (): AsyncGenerator<Buffer> =>
+      (async function* () {
+        for (let i = 0; i < input.length; i += 65_536) yield input.subarray(i, i + 65_536);
+      })();
+    const run = async (): Promise<Buffer> => {
+      const out: Buffer[] = [];
+      for await (const m of parallelGzip(chunks(), { blockSize: 256 * 1024 })) out.push(m);
+      return Buffer.concat(out);
+    };
+    const a = await run();
+    const b = await run();
+    assert.ok(a.equals(b));
+    assert.ok(gunzipSync(a).equals(input));
+    // 1,123,457 bytes in 256 KiB blocks = 5 members, each starting with the gzip magic.
+    let members = 0;
+    for (let i = a.indexOf(Buffer.from([0x1f, 0x8b, 8])); i >= 0; i = a.indexOf(Buffer.from([0x1f, 0x8b, 8]), i + 1)) members++;
+    assert.ok(members >= 5);
+    const t = tempDir('gz');
+    try {
+      writeFileSync(join(t.path, 'x.gz'), a);
+      execFileSync('gzip', ['-t', join(t.path, 'x.gz')]);
+      const viaGzip = execFileSync('gzip', ['-dc', join(t.path, 'x.gz')], { maxBuffer: 1 << 24 });
+      assert.ok(viaGzip.equals(input));
+    } finally {
+      t.cleanup();
+    }
+  });
+});
+void createReadStream;
