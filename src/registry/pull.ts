@@ -1,0 +1,306 @@
+/**
+ * Pull: resolve a reference to a manifest (full Accept list), choose the platform from an index,
+ * and fetch config and layers into a BlobStore, verifying every digest while streaming and resuming
+ * interrupted downloads with Range where the registry allows it (REGISTRY.md §8.6).
+ */
+import { createHash } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StowageError, isAbortError } from '../util/errors.js';
+import { sha256Digest, type Digest } from '../image/digest.js';
+import { MANIFEST_ACCEPT, isIndexMediaType, isManifestMediaType } from '../image/media-types.js';
+import type { Descriptor, Platform } from '../image/types.js';
+import type { FileBackedBlob, Image, Layer, MountableBlob } from '../image/blob.js';
+import { imageFromBytes } from '../image/image.js';
+import { parseIndex, parseManifest } from '../image/parse.js';
+import { formatPlatform, hostPlatform, isAttestation, matchPlatform } from '../image/platform.js';
+import type { BlobStore } from '../store/types.js';
+import { repositoryScope } from './auth.js';
+import { header, mirrorsApply, readBody, type RegistryClient } from './client.js';
+import {
+  DEFAULT_RETRY_POLICY,
+  MAX_MANIFEST_BYTES,
+  digestMismatch,
+  isRetryableNetworkError,
+  manifestTooLarge,
+  networkError,
+  noMatchingPlatform,
+  retryDelayMs,
+  sizeMismatch,
+  type RegistryErrorContext,
+} from './errors.js';
+import { manifestIdentifier, type Reference } from './reference.js';
+
+export interface FetchedManifest {
+  digest: Digest;
+  mediaType: string;
+  bytes: Uint8Array;
+}
+
+/** Where a repository's content is fetched from: the registry itself or a docker.io mirror. */
+interface Endpoint {
+  registry: string;
+  repository: string;
+}
+
+function ctxOf(e: Endpoint, action: string): RegistryErrorContext {
+  return { registry: e.registry, repository: e.repository, action };
+}
+
+function pullScopes(repository: string): string[] {
+  return [repositoryScope(repository, ['pull'])];
+}
+
+/** Mirrors first (docker.io only), then the registry itself. */
+function endpointsFor(client: RegistryClient, ref: Pick<Reference, 'registry' | 'repository'>): Endpoint[] {
+  const own = { registry: ref.registry, repository: ref.repository };
+  if (!mirrorsApply(ref.registry)) return [own];
+  return [...client.mirrors.map((m) => ({ registry: m.name, repository: ref.repository })), own];
+}
+
+/** Tries each endpoint in order; the last endpoint's error is what the user sees. */
+async function firstSuccessful<T>(endpoints: Endpoint[], fn: (e: Endpoint) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  let lastError: unknown;
+  for (const e of endpoints) {
+    try {
+      return await fn(e);
+    } catch (err) {
+      if (isAbortError(err) || signal?.aborted) throw err;
+      // Integrity failures are never papered over by trying elsewhere.
+      if (err instanceof StowageError && (err.code === 'registry/digest-mismatch' || err.code === 'registry/manifest-too-large')) throw err;
+      lastError = err;
+    }
+  }
+  throw lastError;
+}
+
+async function fetchManifestAt(client: RegistryClient, e: Endpoint, identifier: string, expected: Digest | undefined, signal?: AbortSignal): Promise<FetchedManifest> {
+  const ctx = ctxOf(e, `fetching manifest ${identifier}`);
+  const res = await client.request(
+    {
+      registry: e.registry,
+      repository: e.repository,
+      action: ctx.action,
+      method: 'GET',
+      target: `/v2/${e.repository}/manifests/${identifier}`,
+      scopes: pullScopes(e.repository),
+      headers: { accept: MANIFEST_ACCEPT },
+      expect: [200],
+    },
+    signal,
+  );
+  const declared = Number(header(res, 'content-length'));
+  if (Number.isFinite(declared) && declared > MAX_MANIFEST_BYTES) {
+    res.body.destroy();
+    throw manifestTooLarge(ctx, declared);
+  }
+  const bytes = await readBody(res.body, MAX_MANIFEST_BYTES, () => manifestTooLarge(ctx, undefined));
+  const actual = sha256Digest(bytes);
+  const want = expected ?? (header(res, 'docker-content-digest') as Digest | undefined);
+  if (want !== undefined && want.startsWith('sha256:') && want !== actual) throw digestMismatch(ctx, want, actual);
+  let mediaType = (header(res, 'content-type') ?? '').split(';')[0]!.trim();
+  try {
+    const parsed = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: unknown; layers?: unknown };
+    if (typeof parsed.mediaType === 'string') mediaType = parsed.mediaType;
+    else if (!isIndexMediaType(mediaType) && !isManifestMediaType(mediaType)) {
+      // OCI allows omitting mediaType; infer from the shape.
+      mediaType = Array.isArray(parsed.manifests) ? 'application/vnd.oci.image.index.v1+json' : 'application/vnd.oci.image.manifest.v1+json';
+    }
+  } catch {
+    throw new StowageError('registry/invalid-manifest', `${e.registry}/${e.repository}: manifest ${identifier} is not valid JSON`, {
+      hint: 'the registry returned something that is not an image manifest',
+    });
+  }
+  return { digest: actual, mediaType, bytes: new Uint8Array(bytes) };
+}
+
+/**
+ * The manifest or index a reference names. A digest in the reference pins it; otherwise the tag is
+ * resolved with the full Accept list (a partial list gets schema1 rewrites, REGISTRY.md §8).
+ */
+export async function fetchManifest(client: RegistryClient, ref: Reference, signal?: AbortSignal): Promise<FetchedManifest> {
+  return firstSuccessful(endpointsFor(client, ref), (e) => fetchManifestAt(client, e, manifestIdentifier(ref), ref.digest, signal), signal);
+}
+
+// ---- blobs ----
+
+export interface FetchBlobOptions {
+  signal?: AbortSignal;
+  /** Attempts for a blob download, counting resumes (default 5). */
+  maxAttempts?: number;
+}
+
+/**
+ * Streams one blob into the store, verifying size and digest while streaming. A connection that
+ * breaks mid-body is resumed with `Range: bytes=<received>-` (206), or restarted when the registry
+ * ignores ranges. Nothing is stored unless every byte matched.
+ */
+export async function fetchBlob(client: RegistryClient, ref: Pick<Reference, 'registry' | 'repository'>, desc: Descriptor, store: BlobStore, options: FetchBlobOptions = {}): Promise<void> {
+  const { signal } = options;
+  if (await store.has(desc.digest)) return;
+  await firstSuccessful(endpointsFor(client, ref), (e) => fetchBlobAt(client, e, desc, store, options), signal);
+}
+
+async function fetchBlobAt(client: RegistryClient, e: Endpoint, desc: Descriptor, store: BlobStore, options: FetchBlobOptions): Promise<void> {
+  const { signal } = options;
+  const maxAttempts = options.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts;
+  const ctx = ctxOf(e, `downloading blob ${desc.digest}`);
+  const sink = new PassThrough();
+  const hash = createHash('sha256');
+  let received = 0;
+  // The store verifies too; this hash lets us report the mismatch with registry context first.
+  const stored = store.write(sink, { expected: desc.digest, expectedSize: desc.size, ...(signal ? { signal } : {}) });
+  stored.catch(() => {});
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const resuming = received > 0;
+      const res = await client.request(
+        {
+          registry: e.registry,
+          repository: e.repository,
+          action: ctx.action,
+          method: 'GET',
+          target: `/v2/${e.repository}/blobs/${desc.digest}`,
+          scopes: pullScopes(e.repository),
+          headers: resuming ? { range: `bytes=${received}-` } : {},
+          expect: resuming ? [200, 206] : [200],
+        },
+        signal,
+      );
+      if (resuming && res.status === 200) {
+        // The registry ignored Range: the bytes already sent cannot be un-sent, so start over.
+        res.body.destroy();
+        sink.destroy(new Error('restart'));
+        await stored.catch(() => {});
+        return fetchBlobAt(client, e, desc, store, { ...options, maxAttempts: maxAttempts - attempt });
+      }
+      try {
+        for await (const chunk of res.body) {
+          const b = chunk as Buffer;
+          received += b.length;
+          if (received > desc.size) throw sizeMismatch(ctx, desc.size, received);
+          hash.update(b);
+          if (!sink.write(b)) await new Promise<void>((resolve) => sink.once('drain', resolve));
+        }
+        break;
+      } catch (err) {
+        res.body.destroy();
+        if (err instanceof StowageError || isAbortError(err) || signal?.aborted) throw err;
+        if (!isRetryableNetworkError(err) && !(err instanceof Error && /terminated|aborted/i.test(err.message))) throw err;
+        if (attempt >= maxAttempts) throw networkError(ctx, err, attempt);
+        await sleep(retryDelayMs(attempt, DEFAULT_RETRY_POLICY, undefined, Math.random()) / 10, undefined, signal ? { signal } : {});
+      }
+    }
+    if (received !== desc.size) throw sizeMismatch(ctx, desc.size, received);
+    const actual = `sha256:${hash.digest('hex')}`;
+    if (actual !== desc.digest) throw digestMismatch(ctx, desc.digest, actual);
+    sink.end();
+    await stored;
+  } catch (err) {
+    sink.destroy(err instanceof Error ? err : new Error(String(err)));
+    await stored.catch(() => {});
+    throw err;
+  }
+}
+
+// ---- images ----
+
+/** A layer stored locally whose origin repository is known, so a push can mount it. */
+class StoredLayer implements Layer, MountableBlob, FileBackedBlob {
+  constructor(
+    readonly descriptor: Descriptor,
+    readonly diffId: Digest,
+    readonly source: { registry: string; repository: string },
+    private readonly store: BlobStore,
+  ) {}
+  get path(): string {
+    return this.store.pathOf(this.descriptor.digest);
+  }
+  open(signal?: AbortSignal): Promise<Readable> {
+    return this.store.openRead(this.descriptor.digest, signal);
+  }
+}
+
+export interface PullOptions {
+  client: RegistryClient;
+  store: BlobStore;
+  /** Platform to choose from an index; defaults to the host's. */
+  platform?: Platform;
+  /** Parallel blob downloads (default 4). */
+  concurrency?: number;
+  signal?: AbortSignal;
+}
+
+export interface PulledImage {
+  image: Image;
+  /** Digest of what the reference resolved to (the index digest for multi-platform images). */
+  resolvedDigest: Digest;
+}
+
+/**
+ * Pulls a single-platform image: manifest (platform chosen from an index), config and layers, all
+ * verified and written to the store. The returned layers read from the store and are mountable
+ * from their source repository.
+ */
+export async function pullImage(ref: Reference, options: PullOptions): Promise<PulledImage> {
+  const { client, store, signal } = options;
+  const top = await fetchManifest(client, ref, signal);
+  let manifest = top;
+  const where = `${ref.registry}/${ref.repository}`;
+  if (isIndexMediaType(top.mediaType)) {
+    const index = parseIndex(top.bytes, { source: `${where} ${manifestIdentifier(ref)}`, descriptorMediaType: top.mediaType });
+    const wanted = options.platform ?? hostPlatform();
+    const chosen = matchPlatform(index, wanted);
+    if (!chosen) {
+      const available = [...new Set(index.manifests.filter((m) => m.platform && !isAttestation(m)).map((m) => formatPlatform(m.platform!)))];
+      throw noMatchingPlatform({ registry: ref.registry, repository: ref.repository, action: `pulling ${manifestIdentifier(ref)}` }, formatPlatform(wanted), available);
+    }
+    manifest = await fetchManifest(client, { registry: ref.registry, repository: ref.repository, digest: chosen.digest }, signal);
+    if (!isManifestMediaType(manifest.mediaType)) {
+      throw new StowageError('registry/unsupported-manifest', `${where}: platform entry ${chosen.digest} is a ${manifest.mediaType}, not an image manifest`, {
+        hint: 'nested indexes are not supported; pull the child by digest',
+      });
+    }
+  } else if (!isManifestMediaType(top.mediaType)) {
+    throw new StowageError('registry/unsupported-manifest', `${where}: ${manifestIdentifier(ref)} is a ${top.mediaType}, not an image`, {
+      hint: 'stowage pulls OCI and Docker schema 2 images; schema 1 and artifacts are not supported',
+    });
+  }
+  const parsed = parseManifest(manifest.bytes, { source: `${where}@${manifest.digest}`, descriptorMediaType: manifest.mediaType });
+  const source = { registry: ref.registry, repository: ref.repository };
+  const limit = Math.max(1, options.concurrency ?? 4);
+
+  await fetchBlob(client, ref, parsed.config, store, signal ? { signal } : {});
+  const configBytes = new Uint8Array(await readBody(await store.openRead(parsed.config.digest, signal), MAX_MANIFEST_BYTES * 4));
+  // Validates config against manifest (digest, diff_ids count) before any layer is fetched.
+  const image = imageFromBytes({
+    manifestBytes: manifest.bytes,
+    configBytes,
+    layer: (d, diffId) => new StoredLayer(d, diffId, source, store),
+    source: `${where}@${manifest.digest}`,
+    descriptorMediaType: manifest.mediaType,
+  });
+
+  // Bounded parallel downloads; the first failure aborts the rest.
+  const inner = new AbortController();
+  const onAbort = () => inner.abort(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    let next = 0;
+    const worker = async () => {
+      while (next < parsed.layers.length) {
+        const layer = parsed.layers[next++]!;
+        await fetchBlob(client, ref, layer, store, { signal: inner.signal });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, parsed.layers.length) }, worker)).catch((e) => {
+      inner.abort();
+      throw e;
+    });
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  await store.write(manifest.bytes, { expected: manifest.digest, ...(signal ? { signal } : {}) });
+
+  return { image, resolvedDigest: top.digest };
+}

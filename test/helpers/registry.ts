@@ -1,0 +1,162 @@
+/**
+ * Starts Debian's real registry (`/usr/bin/docker-registry`, distribution 2.8) for a test, on a free
+ * loopback port with its own temp storage (filesystem driver, delete enabled), optionally with
+ * htpasswd (bcrypt via `htpasswd -B`, Debian package apache2-utils) or token auth (test/helpers/token-issuer.ts).
+ *
+ *   const reg = await startRegistry({ auth: 'htpasswd' });
+ *   … reg.host, reg.url, reg.username, reg.password, reg.accessLog() …
+ *   await reg.stop();
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
+import { startTokenIssuer, type TokenIssuer } from './token-issuer.js';
+
+export type RegistryAuth = 'none' | 'htpasswd' | 'token';
+
+export interface StartRegistryOptions {
+  auth?: RegistryAuth;
+  username?: string;
+  password?: string;
+  /** Token lifetime in seconds (token auth only). */
+  tokenExpiresIn?: number;
+  /** Let anonymous token requests pull (token auth only). */
+  anonymousPull?: boolean;
+}
+
+export interface AccessLogEntry {
+  method: string;
+  path: string;
+  status: number;
+  /** Response bytes as the registry logged them. */
+  bytes: number;
+}
+
+export interface TestRegistry {
+  /** `127.0.0.1:PORT` — what a reference names. */
+  host: string;
+  url: string;
+  storageDir: string;
+  username: string;
+  password: string;
+  /** Present with `auth: 'token'`. */
+  tokenIssuer?: TokenIssuer;
+  /** Requests the registry served so far, parsed from its access log. */
+  accessLog(): AccessLogEntry[];
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// 127.0.0.1 - - [03/Dec/2026:17:00:00 +0000] "PUT /v2/a/blobs/uploads/x?digest=… HTTP/1.1" 201 0 "" "ua"
+const ACCESS_LINE = /"([A-Z]+) (\S+) HTTP\/[0-9.]+" (\d{3}) (\d+|-)/;
+
+export function parseAccessLog(text: string): AccessLogEntry[] {
+  const out: AccessLogEntry[] = [];
+  for (const line of text.split('\n')) {
+    const m = ACCESS_LINE.exec(line);
+    if (m) out.push({ method: m[1]!, path: m[2]!, status: Number(m[3]), bytes: m[4] === '-' ? 0 : Number(m[4]) });
+  }
+  return out;
+}
+
+export async function startRegistry(options: StartRegistryOptions = {}): Promise<TestRegistry> {
+  const auth = options.auth ?? 'none';
+  const username = options.username ?? 'stowage';
+  const password = options.password ?? 'secret-pass-123';
+  const dir = await mkdtemp(join(tmpdir(), 'stowage-registry-'));
+  const storageDir = join(dir, 'storage');
+  let tokenIssuer: TokenIssuer | undefined;
+  let child: ChildProcess | undefined;
+  try {
+    let authConfig = '';
+    if (auth === 'htpasswd') {
+      const htpasswdPath = join(dir, 'htpasswd');
+      // -B bcrypt (the registry accepts nothing else), -C 4 keeps it fast, -i reads the password from stdin.
+      execFileSync('htpasswd', ['-B', '-C', '4', '-i', '-c', htpasswdPath, username], { input: password, stdio: ['pipe', 'ignore', 'ignore'] });
+      authConfig = `auth:\n  htpasswd:\n    realm: stowage-test\n    path: ${htpasswdPath}\n`;
+    } else if (auth === 'token') {
+      tokenIssuer = await startTokenIssuer({
+        dir,
+        username,
+        password,
+        ...(options.tokenExpiresIn !== undefined ? { expiresIn: options.tokenExpiresIn } : {}),
+        ...(options.anonymousPull !== undefined ? { anonymousPull: options.anonymousPull } : {}),
+      });
+      authConfig =
+        `auth:\n  token:\n    realm: ${tokenIssuer.realm}\n    service: ${tokenIssuer.service}\n` +
+        `    issuer: ${tokenIssuer.issuer}\n    rootcertbundle: ${tokenIssuer.certPath}\n`;
+    }
+    const port = await freePort();
+    const configPath = join(dir, 'config.yml');
+    await writeFile(
+      configPath,
+      `version: 0.1\n` +
+        `log:\n  level: error\n  formatter: text\n  accesslog:\n    disabled: false\n` +
+        `storage:\n  filesystem:\n    rootdirectory: ${storageDir}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n` +
+        `http:\n  addr: 127.0.0.1:${port}\n  secret: stowage-test-secret\n` +
+        authConfig,
+    );
+    let stdout = '';
+    let stderr = '';
+    const proc = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = proc;
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    const url = `http://127.0.0.1:${port}`;
+
+    // Ready when /v2/ answers at all (401 with auth).
+    for (let i = 0; ; i++) {
+      if (proc.exitCode !== null) throw new Error(`docker-registry exited (${proc.exitCode}): ${stderr.slice(-2000)}`);
+      try {
+        const res = await request(`${url}/v2/`);
+        await res.body.dump();
+        if (res.statusCode === 200 || res.statusCode === 401) break;
+      } catch {
+        // not listening yet
+      }
+      if (i > 200) throw new Error(`docker-registry did not become ready: ${stderr.slice(-2000)}`);
+      await sleep(25);
+    }
+
+    return {
+      host: `127.0.0.1:${port}`,
+      url,
+      storageDir,
+      username,
+      password,
+      ...(tokenIssuer ? { tokenIssuer } : {}),
+      // gorilla's CombinedLoggingHandler writes the access log to stdout.
+      accessLog: () => parseAccessLog(stdout + '\n' + stderr),
+      stop: async () => {
+        if (proc.exitCode === null) {
+          proc.kill('SIGTERM');
+          const killTimer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+          await exited;
+          clearTimeout(killTimer);
+        }
+        await tokenIssuer?.stop();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    await tokenIssuer?.stop();
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
