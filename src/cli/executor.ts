@@ -313,16 +313,21 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
   const cleanups: (() => Promise<void>)[] = [];
   try {
     const loc = contextLocation(o.context);
-    let contextDir: string;
+    const { openDirContext, openTarContext } = await import('../engine/context/context.js');
+    let context;
     if (loc.kind === 'tar') {
-      const { openTarContext } = await import('../engine/context/context.js');
-      const extracted = await openTarContext(resolve(loc.file), { signal: controller.signal });
-      cleanups.push(() => extracted.cleanup());
-      contextDir = extracted.dir;
+      context = await openTarContext({
+        tarPath: resolve(loc.file),
+        ...(isAbsolute(o.dockerfile) ? {} : { dockerfileInContext: o.dockerfile }),
+        signal: controller.signal,
+      });
     } else {
-      contextDir = resolve(loc.dir);
+      const dir = resolve(loc.dir);
+      context = await openDirContext({ dir, dockerfilePath: dockerfileLocation(o.dockerfile, dir, existsSync), signal: controller.signal });
     }
-    const dockerfilePath = dockerfileLocation(o.dockerfile, contextDir, existsSync);
+    const opened = context;
+    cleanups.push(() => opened.close());
+    const dockerfilePath = loc.kind === 'tar' && !isAbsolute(o.dockerfile) ? join(context.dir, o.dockerfile) : dockerfileLocation(o.dockerfile, context.dir, existsSync);
     const platform = o.customPlatform ? parsePlatform(o.customPlatform) : hostPlatform();
     const cacheDir = resolveCacheDir({ flag: o.cacheDir, env });
     const epochText = env['SOURCE_DATE_EPOCH'] ?? o.buildArgs['SOURCE_DATE_EPOCH'];
@@ -339,7 +344,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
     const verbose = o.verbosity === 'debug' || o.verbosity === 'trace' || o.verbosity === 'info';
     const image = await buildDockerfile({
       dockerfilePath,
-      contextDir,
+      context,
       ...(o.target !== undefined ? { target: o.target } : {}),
       buildArgs: o.buildArgs,
       labels: o.labels,

@@ -15,7 +15,7 @@ import { analyzeDockerfile } from '../dockerfile/analyze.js';
 import type { Diagnostic } from '../util/errors.js';
 import { StowageError } from '../util/errors.js';
 import type { BlobStore } from '../store/types.js';
-import { openBuildContext, type BuildContext } from './context/context.js';
+import { openDirContext, type BuildContext } from './context/context.js';
 import { resolveBase, type StageBase } from './base-image.js';
 import { buildStage, type StageOptions } from './stage-runner.js';
 import type {
@@ -53,7 +53,9 @@ export interface BuildOptions {
 
 export interface BuildDockerfileRequest {
   dockerfilePath: string;
-  contextDir: string;
+  /** The context directory; or `context`, already opened (e.g. a tar:// context) and closed by the caller. */
+  contextDir?: string;
+  context?: BuildContext;
   target?: string;
   buildArgs: Readonly<Record<string, string>>;
   /** Applied last, like `docker build --label`: no history entry. */
@@ -96,7 +98,9 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
   const analyzed = analyzeDockerfile(dockerfile, { ...(req.target !== undefined ? { target: req.target } : {}), buildArgs: { ...req.buildArgs }, platform: req.platform });
   failOnErrors(analyzed.diagnostics, shownPath);
 
-  const context: BuildContext = await openBuildContext({ contextDir: resolvePath(req.contextDir), dockerfilePath, signal });
+  if (!req.context && req.contextDir === undefined) throw new Error('buildDockerfile needs contextDir or context');
+  const context: BuildContext = req.context ?? (await openDirContext({ dir: resolvePath(req.contextDir!), dockerfilePath, signal }));
+  const ownsContext = req.context === undefined;
   const stageResults = new Map<number, StageResult>();
   const prepared: StageRootfs[] = [];
   const imageRootfs = new Map<string, Promise<string>>();
@@ -164,7 +168,7 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
   } finally {
     // Stage rootfs are kept until the end for COPY --from; nothing of them is needed any more.
     for (const r of prepared.reverse()) await r.release().catch(() => undefined);
-    await context.close?.().catch(() => undefined);
+    if (ownsContext) await context.close().catch(() => undefined);
   }
 }
 
@@ -236,7 +240,7 @@ export async function writeDestinations(image: Image, destinations: readonly (st
       case 'docker-archive': {
         const { writeDockerArchive } = await import('../store/docker-archive.js');
         const file = resolvePath(d.file);
-        await writeDockerArchive(file, image, { ...(d.ref ? { refs: [d.ref] } : {}), signal: ports.signal });
+        await writeDockerArchive(file, image, { refs: d.ref ? [d.ref] : [], signal: ports.signal });
         out.push({ destination: d.text, digest: image.digest });
         break;
       }
@@ -267,4 +271,84 @@ export async function writeFileAtomic(file: string, content: string): Promise<vo
     await rm(tmp, { force: true });
     throw e;
   }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Composition: the real parts behind the ports (used by `stowage executor`, `stowage build`, tests)
+
+export interface EngineSetupOptions {
+  cacheDir: string;
+  snapshotter: 'auto' | 'overlay' | 'walk';
+  isolation: 'auto' | 'bwrap' | 'chroot' | 'none';
+  registry?: { insecureRegistries?: string[]; insecureAll?: boolean; registryMirrors?: string[] };
+  /** Overrides the registry puller for FROM / COPY --from images (local images, tests). */
+  images?: ImageSource;
+  signal: AbortSignal;
+}
+
+export interface EngineSetup {
+  engine: EnginePorts;
+  /** Pushes an image to a registry reference `host/repo:tag`. */
+  push: (image: Image, ref: string, signal: AbortSignal) => Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSetup> {
+  const [{ FsBlobStore }, { storeLayer }, { writeLayer }, { UnpackedLayerStore }, snapshot, sandbox, { RegistryClient }, { parseReference }, { pullImage }, { Pusher }] =
+    await Promise.all([
+      import('../store/blob-store.js'),
+      import('../store/layers.js'),
+      import('./layer/writer.js'),
+      import('../store/unpacked-layers.js'),
+      import('./snapshot/index.js'),
+      import('./sandbox/index.js'),
+      import('../registry/client.js'),
+      import('../registry/reference.js'),
+      import('../registry/pull.js'),
+      import('../registry/push.js'),
+    ]);
+  const store = await FsBlobStore.open(o.cacheDir);
+  const client = new RegistryClient({
+    insecureRegistries: o.registry?.insecureRegistries ?? [],
+    registryMirrors: o.registry?.registryMirrors ?? [],
+  });
+  const pusher = new Pusher({ client });
+  const unpacked = new UnpackedLayerStore(o.cacheDir);
+  const snapshotter = await snapshot.createSnapshotter({ kind: o.snapshotter, workRoot: join(o.cacheDir, 'work'), signal: o.signal });
+  const isolation = o.isolation === 'auto' ? (await sandbox.detectIsolation()).isolation : o.isolation;
+  const pulled = new Map<string, Promise<Image>>();
+  const registryImages: ImageSource = {
+    resolve(ref, platform, signal) {
+      const key = `${ref}|${platform.os}/${platform.architecture}/${platform.variant ?? ''}`;
+      let p = pulled.get(key);
+      if (!p) {
+        p = pullImage(parseReference(ref), { client, store, platform, signal }).then((r) => r.image);
+        pulled.set(key, p);
+      }
+      return p;
+    },
+  };
+  const engine: EnginePorts = {
+    store,
+    unpacked: { ensureUnpacked: (layer, signal) => unpacked.ensureUnpacked(layer, signal) },
+    snapshotter,
+    layerWriter: {
+      async writeLayer(changes, options) {
+        const r = await writeLayer(changes as never, store, options);
+        return storeLayer(store, r.descriptor, r.diffId);
+      },
+    },
+    sandbox: { runStep: (request) => sandbox.runStep({ ...request, isolation }) },
+    images: o.images ?? registryImages,
+  };
+  return {
+    engine,
+    push: async (image, refText, signal) => {
+      const ref = parseReference(refText);
+      await pusher.push({ registry: ref.registry, repository: ref.repository, tags: ref.tag ? [ref.tag] : [], root: image }, signal);
+    },
+    close: async () => {
+      await client.close?.();
+    },
+  };
 }

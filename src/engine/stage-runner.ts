@@ -12,10 +12,10 @@
  */
 import type { Image, Layer } from '../image/blob.js';
 import type { HistoryEntry, ImageConfig, Platform } from '../image/types.js';
-import { appendHistory, appendLayer, patchConfig } from '../image/mutate.js';
+import { appendHistory, appendLayer, patchConfig, patchImageConfig, type ImageDraft } from '../image/mutate.js';
 import { imageFromParts } from '../image/image.js';
 import type { Dockerfile, Instruction, Stage } from '../dockerfile/types.js';
-import { applyMetadataInstruction, initialStageState, type StageState } from '../dockerfile/stage-env.js';
+import { initialStageState, type StageState } from '../dockerfile/stage-env.js';
 import { StowageError } from '../util/errors.js';
 import type {
   BuildEvent,
@@ -30,7 +30,7 @@ import type {
 } from './instructions/types.js';
 import type { BlobStore } from '../store/types.js';
 import type { BuildContext } from './context/context.js';
-import { executeInstruction, isFilesystemInstruction } from './instructions/dispatch.js';
+import { executeInstruction } from './instructions/dispatch.js';
 
 export type Isolation = 'bwrap' | 'chroot' | 'none';
 
@@ -87,15 +87,10 @@ export interface StepEnvironment {
   options: StageOptions;
 }
 
-/** The result of one executing instruction: the layer plus what (if anything) to ignore in it. */
-export interface StepLayerResult {
-  layer: Layer;
-  history: HistoryEntry;
-}
-
 export function createdTime(options: Pick<StageOptions, 'sourceDateEpoch' | 'now'>): string {
-  if (options.sourceDateEpoch !== undefined) return new Date(options.sourceDateEpoch * 1000).toISOString().replace('.000Z', 'Z');
-  return (options.now ?? (() => new Date()))().toISOString();
+  const d = options.sourceDateEpoch !== undefined ? new Date(options.sourceDateEpoch * 1000) : (options.now ?? (() => new Date()))();
+  // RFC 3339 as Go writes it: no fractional part when it is zero.
+  return d.toISOString().replace('.000Z', 'Z');
 }
 
 /**
@@ -112,58 +107,50 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
   for (const layer of req.baseImage.layers) lowers.push(await ports.unpacked.ensureUnpacked(layer, signal));
   const rootfs = await ports.snapshotter.prepare({ lowers, signal });
   try {
-    let config: ImageConfig = structuredClone(req.baseImage.config);
+    let config: ImageConfig = req.baseImage.config;
     // BuildKit clears inherited triggers: grandchildren must not run them again (A20).
-    if (config.config?.OnBuild) config = patchConfig(config, { OnBuild: null });
-    let layers: Layer[] = [...req.baseImage.layers];
+    if (config.config?.OnBuild !== undefined) config = patchConfig(config, { OnBuild: undefined });
+    let draft: ImageDraft<Layer> = { config, layers: [...req.baseImage.layers] };
     let state: StageState = initialStageState({
-      baseConfig: config,
-      inherited: req.inheritedState,
-      buildArgs: req.options.buildArgs,
-      platform: options.platform,
-      metaArgs: req.dockerfile.metaArgs,
+      dockerfile: req.dockerfile,
       stage,
+      baseConfig: config,
+      ...(req.inheritedState !== undefined ? { inherited: req.inheritedState } : {}),
+      buildArgs: options.buildArgs,
+      platform: options.platform,
     });
     const env: StepEnvironment = { rootfs, dockerfilePath: req.dockerfilePath, stageIndex: stage.index, ports, options };
     const created = createdTime(options);
-    const instructions = [...req.onbuildTriggers, ...stage.instructions];
-    for (const instr of instructions) {
+    for (const instr of [...req.onbuildTriggers, ...stage.instructions]) {
       signal.throwIfAborted();
-      options.onEvent?.({ type: 'step-start', stage: stage.index, line: instr.range.start.line, text: instr.original });
-      if (isFilesystemInstruction(instr)) {
-        const out = await executeInstruction(instr, state, config, env);
-        state = out.state;
-        if (out.configPatch) config = patchConfig(config, out.configPatch);
-        if (out.layer) {
-          const history: HistoryEntry = { created, created_by: out.createdBy, comment: 'buildkit.dockerfile.v0' };
-          ({ config } = appendLayer({ config }, { descriptor: out.layer.descriptor, diffId: out.layer.diffId }, history));
-          layers = [...layers, out.layer];
-          options.onEvent?.({ type: 'step-done', stage: stage.index, line: instr.range.start.line, layer: out.layer.descriptor.digest });
-        } else {
-          config = appendHistory(config, { created, created_by: out.createdBy, comment: 'buildkit.dockerfile.v0', empty_layer: true });
-          options.onEvent?.({ type: 'step-done', stage: stage.index, line: instr.range.start.line });
-        }
-        continue;
+      const line = instr.range.start.line;
+      options.onEvent?.({ type: 'step-start', stage: stage.index, line, text: instr.original });
+      const out = await executeInstruction(instr, state, draft.config, env);
+      state = out.state;
+      let next = draft.config;
+      if (out.configPatch && Object.keys(out.configPatch).length > 0) next = patchConfig(next, out.configPatch);
+      if (out.author !== undefined) next = patchImageConfig(next, { author: out.author });
+      draft = { config: next, layers: draft.layers };
+      if (out.layer) {
+        const history: HistoryEntry = { created, created_by: out.history?.createdBy ?? instr.original, comment: HISTORY_COMMENT };
+        draft = appendLayer(draft, out.layer, history);
+      } else if (out.history) {
+        draft = { config: appendHistory(draft.config, { created, created_by: out.history.createdBy, comment: HISTORY_COMMENT }), layers: draft.layers };
       }
-      const meta = applyMetadataInstruction(state, instr, { platform: options.platform });
-      state = meta.state;
-      if (meta.configPatch && Object.keys(meta.configPatch).length > 0) config = patchConfig(config, meta.configPatch);
-      if (meta.author !== undefined) config = { ...config, author: meta.author };
-      if (meta.createdBy !== undefined) {
-        config = appendHistory(config, { created, created_by: meta.createdBy, comment: 'buildkit.dockerfile.v0', empty_layer: true });
-      }
-      options.onEvent?.({ type: 'step-done', stage: stage.index, line: instr.range.start.line });
+      options.onEvent?.({ type: 'step-done', stage: stage.index, line, ...(out.layer ? { layer: out.layer.descriptor.digest } : {}) });
     }
-    config = { ...config, created, architecture: options.platform.architecture, os: options.platform.os };
-    if (options.platform.variant) config = { ...config, variant: options.platform.variant };
-    const image = imageFromParts({ config, layers, format: 'oci' });
+    const platformFields: Partial<ImageConfig> = { created, architecture: options.platform.architecture, os: options.platform.os, variant: options.platform.variant };
+    const image = imageFromParts({ config: patchImageConfig(draft.config, platformFields), layers: draft.layers, format: 'oci' });
     options.onEvent?.({ type: 'stage-done', stage: stage.index, digest: image.digest });
-    return { image, rootfsDir: rootfs.path, rootfs, finalState: state };
+    return { image, rootfsDir: rootfs.path, rootfs, finalState: state, ...(stage.name !== undefined ? { name: stage.name } : {}) };
   } catch (e) {
     await rootfs.release().catch(() => undefined);
     throw e;
   }
 }
+
+/** BuildKit's marker on every history entry it writes. */
+export const HISTORY_COMMENT = 'buildkit.dockerfile.v0';
 
 function baseLabel(req: BuildStageRequest): string {
   const from = req.stage.from;

@@ -7,7 +7,9 @@
 import type { CopyInstruction } from '../../dockerfile/types.js';
 import { expandInStage, historyFor, type StageState } from '../../dockerfile/stage-env.js';
 import type { ImageConfig } from '../../image/types.js';
-import { copyIntoRootfs } from '../copy/copy.js';
+import { copyIntoRootfs, type CopySource, type InlineSource } from '../copy/copy.js';
+import { canonicalRoot } from '../copy/in-root.js';
+import { resolveSourcesIn } from '../context/resolve.js';
 import { resolveChown } from '../passwd.js';
 import type { StepEnvironment } from '../stage-runner.js';
 import { commitLayer } from './commit.js';
@@ -51,24 +53,44 @@ export async function copyFiles(
     sourceRoot = await sourceRootFor(from, env);
     fromContext = false;
   }
-  const heredocs = (instr.heredocs ?? []).map((h) => ({ name: h.name, content: h.expand ? expand(h.body) : h.body }));
-  await copyIntoRootfs({
-    rootfs: rootfs.path,
-    sourceRoot,
-    sources: instr.sources.map(expand),
-    heredocs,
-    dest,
-    workdir,
-    ...(chown ? { chown } : {}),
-    ...(chmod ? { chmod } : {}),
-    parents: instr.parents ?? false,
-    excludes: (instr.exclude ?? []).map(expand),
-    link: instr.link ?? false,
-    fromContext,
-    ...(fromContext ? { ignore: ports.context.ignore } : {}),
-    unpackArchives: options.unpackArchives,
-    signal,
-  });
+  const patterns = instr.sources.map(expand);
+  const excludes = instr.exclude.map(expand);
+  const parents = instr.kind === 'copy' ? (instr.parents ?? false) : false;
+  // Heredoc sources are inline files (A3): expanded with the stage env unless the name was quoted.
+  const inline: InlineSource[] = instr.heredocs.map((h) => ({ kind: 'inline', name: h.name, content: h.expand ? expand(h.body) : h.body }));
+  const resolveOpts = { allowEmptyWildcard: true, parents, excludes, signal };
+  const resolved =
+    patterns.length === 0
+      ? []
+      : fromContext
+        ? await ports.context.resolveSources(patterns, resolveOpts)
+        : await resolveSourcesIn(await canonicalRoot(sourceRoot), patterns, { ...resolveOpts, mode: 'chroot' });
+  const sources: CopySource[] = [...resolved, ...inline];
+  if (sources.length === 0) return; // only wildcards that matched nothing: allowed (A10)
+  if (options.unpackArchives && instr.kind === 'add') {
+    const { addIntoRootfs } = await import('../copy/add.js');
+    await addIntoRootfs({ ...copyOptions(), sources, ...(instr.checksum ? { checksum: expand(instr.checksum) } : {}), unpack: instr.unpack });
+    return;
+  }
+  await copyIntoRootfs(copyOptions());
+
+  function copyOptions() {
+    return {
+      rootfs: rootfs.path,
+      sourceRoot,
+      sources,
+      dest,
+      workdir,
+      ...(chown ? { chown } : {}),
+      ...(chmod !== undefined ? { chmod } : {}),
+      parents,
+      excludes,
+      link: instr.link ?? false,
+      fromContext,
+      ...(fromContext ? { ignore: ports.context.ignore } : {}),
+      signal,
+    };
+  }
 }
 
 async function sourceRootFor(from: string, env: StepEnvironment): Promise<string> {

@@ -27,12 +27,12 @@ export async function executeRun(instr: RunInstruction, state: StageState, confi
 
   let user;
   try {
-    user = await resolveUser(rootfs.path, cc.User || 'root');
+    user = await resolveUser(rootfs.path, cc.User || '0');
   } catch (e) {
     throw withLocation(e, where);
   }
   const command = runCommandArgv(instr, shell);
-  const processEnv = runEnvironment(state);
+  const processEnv: string[] = [...runEnvironment(state)];
   if (!processEnv.some((kv) => kv.startsWith('HOME='))) processEnv.push(`HOME=${user.home || '/'}`);
 
   let mounts;

@@ -82,12 +82,8 @@ export interface StageResult {
   rootfsDir?: string;
   /** Stage-env state after the last instruction; a child stage inherits its ARGs (DOCKERFILE.md A7). */
   finalState?: unknown;
-}
-
-/** The config fields being built; immutable values replaced step by step. */
-export interface ImageDraft {
-  config: import('../../image/types.js').ImageConfig;
-  layers: Layer[];
+  /** Lowercased stage name, for COPY --from=<name>. */
+  name?: string;
 }
 
 export type { BlobStore, ContainerConfig };

@@ -3,11 +3,11 @@
  * the current USER resolved against the rootfs's passwd file (A12). That is a layer unless the path
  * is `/`, even when the directory already existed (BuildKit commits the mkdir either way).
  */
-import { mkdir, lchown } from 'node:fs/promises';
+import { chmod, lchown, mkdir } from 'node:fs/promises';
 import type { WorkdirInstruction } from '../../dockerfile/types.js';
 import { applyMetadataInstruction, type StageState } from '../../dockerfile/stage-env.js';
 import type { ImageConfig } from '../../image/types.js';
-import { resolveInRoot } from '../copy/in-root.js';
+import { canonicalRoot, resolveInRoot } from '../copy/in-root.js';
 import { resolveUser } from '../passwd.js';
 import type { StepEnvironment } from '../stage-runner.js';
 import { commitLayer } from './commit.js';
@@ -22,7 +22,7 @@ export async function executeWorkdir(instr: WorkdirInstruction, state: StageStat
     return { state: meta.state, configPatch: meta.configPatch, history: { createdBy, emptyLayer: true } };
   }
   try {
-    const user = await resolveUser(env.rootfs.path, config.config?.User || 'root');
+    const user = await resolveUser(env.rootfs.path, config.config?.User || '0');
     await mkdirOwned(env.rootfs.path, dir, user.uid, user.gid);
   } catch (e) {
     throw withLocation(e, { file: env.dockerfilePath, range: instr.range });
@@ -33,17 +33,20 @@ export async function executeWorkdir(instr: WorkdirInstruction, state: StageStat
 
 /** `mkdir -p` inside the root; only directories it creates get the owner (like BuildKit's Mkdir). */
 async function mkdirOwned(root: string, dir: string, uid: number, gid: number): Promise<void> {
+  const canonical = await canonicalRoot(root);
   const parts = dir.split('/').filter((p) => p !== '' && p !== '.');
   let rel = '';
   for (const part of parts) {
     rel = `${rel}/${part}`;
-    const host = await resolveInRoot(root, rel, { followFinal: true });
+    // Each level is resolved again: a symlink in the rootfs (e.g. /var/run → /run) is followed inside the root.
+    const { hostPath } = await resolveInRoot(canonical, rel, { followFinal: true });
     try {
-      await mkdir(host, { mode: 0o755 });
+      await mkdir(hostPath);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
       throw e;
     }
-    await lchown(host, uid, gid);
+    await chmod(hostPath, 0o755); // not subject to the process umask
+    await lchown(hostPath, uid, gid);
   }
 }
