@@ -66,6 +66,9 @@ export interface UnpackResult {
 
 const MAX_SYMLINK_HOPS = 40;
 
+/** A layer blob's bytes: a Readable (or any async iterable of chunks), or in-memory chunks. */
+export type LayerBytes = AsyncIterable<unknown> | Iterable<Uint8Array>;
+
 type Compression = 'gzip' | 'zstd' | 'none';
 
 function detectCompression(head: Buffer): Compression {
@@ -74,7 +77,7 @@ function detectCompression(head: Buffer): Compression {
   return 'none';
 }
 
-async function* prepend(first: Buffer, it: AsyncIterator<unknown>): AsyncGenerator<Buffer> {
+async function* prepend(first: Buffer, it: AsyncIterator<unknown> | Iterator<unknown>): AsyncGenerator<Buffer> {
   yield first;
   for (;;) {
     const r = await it.next();
@@ -84,8 +87,8 @@ async function* prepend(first: Buffer, it: AsyncIterator<unknown>): AsyncGenerat
 }
 
 /** Decompresses gzip (single or multi-member), zstd (through the `zstd` tool) or passes plain tar. */
-async function* decompress(source: AsyncIterable<unknown>, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
-  const it = source[Symbol.asyncIterator]();
+async function* decompress(source: LayerBytes, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  const it: AsyncIterator<unknown> | Iterator<unknown> = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   const first = await it.next();
   if (first.done) return;
   const head = Buffer.isBuffer(first.value) ? first.value : Buffer.from(first.value as Uint8Array);
@@ -230,7 +233,7 @@ function mknod(path: string, mode: number, kind: 'c' | 'b' | 'p', major = 0, min
 /**
  * Unpacks one layer blob (gzip, zstd or plain tar) into `targetDir`, which must exist.
  */
-export async function unpackLayer(blob: AsyncIterable<unknown>, targetDir: string, options: UnpackOptions): Promise<UnpackResult> {
+export async function unpackLayer(blob: LayerBytes, targetDir: string, options: UnpackOptions): Promise<UnpackResult> {
   const { signal, asRoot } = options;
   const mode: WhiteoutMode = options.whiteouts ?? 'apply';
   const warnings: string[] = [];

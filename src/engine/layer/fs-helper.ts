@@ -5,7 +5,7 @@
  * spawns. Without python3, xattrs are skipped with a warning and times fall back to Node's utimes.
  */
 import { spawn } from 'node:child_process';
-import { lutimesSync } from 'node:fs';
+import { existsSync, lutimesSync } from 'node:fs';
 import { StowageError, errorMessage } from '../../util/errors.js';
 
 const SCRIPT = String.raw`
@@ -45,6 +45,11 @@ else:
 json.dump(out, sys.stdout)
 `;
 
+/** The system python (version managers' shims add most of a second per start). */
+function pythonPath(): string {
+  return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+}
+
 interface HelperReply {
   warnings: string[];
   xattrs: Record<string, Record<string, string>>;
@@ -54,7 +59,7 @@ export class HelperUnavailableError extends StowageError {}
 
 async function runHelper(request: unknown, signal: AbortSignal | undefined): Promise<HelperReply> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], signal });
+    const child = spawn(pythonPath(), ['-S', '-c', SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], signal });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
@@ -116,6 +121,26 @@ export interface MetadataOp {
  * warnings for what could not be applied.
  */
 export async function applyMetadata(ops: readonly MetadataOp[], signal?: AbortSignal): Promise<string[]> {
+  // Whole-second mtimes without xattrs (most layers' entries) are exact through Node: no subprocess.
+  // Setting a file's time or xattrs never changes its directory's mtime, so splitting keeps the order's meaning.
+  const warnings: string[] = [];
+  const viaHelper: MetadataOp[] = [];
+  for (const o of ops) {
+    const plainTime = o.mtimeNs === undefined || o.mtimeNs % 1_000_000_000n === 0n;
+    if (plainTime && (o.xattrs === undefined || Object.keys(o.xattrs).length === 0)) {
+      if (o.mtimeNs === undefined) continue;
+      const t = Number(o.mtimeNs / 1_000_000_000n);
+      try {
+        lutimesSync(o.path, t, t);
+      } catch (err) {
+        warnings.push(`cannot set mtime on ${o.path}: ${errorMessage(err)}`);
+      }
+    } else viaHelper.push(o);
+  }
+  return [...warnings, ...(await applyViaHelper(viaHelper, signal))];
+}
+
+async function applyViaHelper(ops: readonly MetadataOp[], signal?: AbortSignal): Promise<string[]> {
   if (ops.length === 0) return [];
   const wire = ops.map((o) => {
     const w: { path: string; xattrs?: Record<string, string>; mtime?: string } = { path: o.path };
