@@ -475,24 +475,30 @@ export function heredocsFromLine(line: string): Heredoc[] {
   }
   const docs: Heredoc[] = [];
   for (const w of words) {
-    const m = HEREDOC_RE.exec(w);
-    if (m === null) continue;
-    const rest = m[3] as string;
-    if (rest.length === 0) continue;
-    const plain = lexWord(rest, NO_ENV, { skipUnsetEnv: true }).words;
-    if (plain.length !== 1) continue;
-    const raw = lexWord(rest, NO_ENV, { skipUnsetEnv: true, rawQuotes: true }).words;
-    const name = plain[0] as string;
-    const quotes = (s: string) => (s.match(/['"]/g) ?? []).length;
-    docs.push({
-      name,
-      content: '',
-      expand: quotes(name) === quotes(raw[0] ?? ''),
-      chomp: m[2] === '-',
-      fd: m[1] === '' ? 0 : Number.parseInt(m[1] as string, 10),
-    });
+    const doc = parseHeredocWord(w);
+    if (doc !== undefined) docs.push(doc);
   }
   return docs;
+}
+
+/** BuildKit ParseHeredoc for one word: undefined when it is not a heredoc. Throws on lexer errors. */
+export function parseHeredocWord(word: string): Heredoc | undefined {
+  const m = HEREDOC_RE.exec(word);
+  if (m === null) return undefined;
+  const rest = m[3] as string;
+  if (rest.length === 0) return undefined;
+  const plain = lexWord(rest, NO_ENV, { skipUnsetEnv: true }).words;
+  if (plain.length !== 1) return undefined;
+  const raw = lexWord(rest, NO_ENV, { skipUnsetEnv: true, rawQuotes: true }).words;
+  const name = plain[0] as string;
+  const quotes = (s: string) => (s.match(/['"]/g) ?? []).length;
+  return {
+    name,
+    content: '',
+    expand: quotes(name) === quotes(raw[0] ?? ''),
+    chomp: m[2] === '-',
+    fd: m[1] === '' ? 0 : Number.parseInt(m[1] as string, 10),
+  };
 }
 
 const NO_ENV = (): string | undefined => undefined;
