@@ -1,0 +1,148 @@
+import { test, describe, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { pushImage } from '../../src/registry/push.js';
+import { pullImage } from '../../src/registry/pull.js';
+import { parseReference } from '../../src/registry/reference.js';
+import { StowageError } from '../../src/util/errors.js';
+import { makeImage, randomLayer, tempStore } from './fixtures.js';
+
+// Faults are injected by a real proxy in front of the real registry; retries use tiny backoffs.
+describe('registry faults through a proxy', () => {
+  let reg: TestRegistry;
+  let proxy: FaultProxy;
+  let client: RegistryClient;
+  before(async () => {
+    reg = await startRegistry();
+    proxy = await startFaultProxy({ upstream: reg.url });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await reg?.stop();
+  });
+  beforeEach(async () => {
+    await client?.close();
+    proxy.clearRules();
+    proxy.requests.length = 0;
+    client = new RegistryClient({ credentials: async () => undefined, retry: { baseDelayMs: 5, maxDelayMs: 20 } });
+  });
+  after(async () => {
+    await client?.close();
+  });
+
+  test('a connection dropped mid-upload is recovered by restarting the blob sequence', async () => {
+    const layer = await randomLayer(200_000);
+    const image = makeImage([layer]);
+    const rule = proxy.addRule({ method: 'PUT', path: new RegExp(`digest=${encodeURIComponent(layer.descriptor.digest)}`), action: { kind: 'drop-request', afterBytes: 50_000 } });
+    const pushed = await pushImage(image, { registry: proxy.host, repository: 'faults/drop', tags: ['t'] }, { client });
+    assert.equal(rule.hits(), 1);
+    assert.equal(pushed.stats.blobsUploaded, 2);
+    // The dropped attempt sent bytes too; the retry sent the whole blob again.
+    assert.ok(pushed.stats.bytesUploaded >= layer.descriptor.size + image.configBytes.length + 50_000 / 2);
+    // After the failure: HEAD before re-uploading, then a NEW session (POST).
+    const afterDrop = proxy.requests.slice(proxy.requests.findIndex((r) => r.fault === 'drop-request') + 1).filter((r) => r.path.includes(layer.descriptor.digest.slice(7, 20)) || r.method === 'POST');
+    assert.deepEqual(afterDrop.slice(0, 1).map((r) => r.method), ['HEAD']);
+    const { store, cleanup } = await tempStore();
+    try {
+      const { image: pulled } = await pullImage(parseReference(`${proxy.host}/faults/drop:t`), { client, store });
+      assert.equal(pulled.digest, image.digest);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('429 with Retry-After is retried after the time the server asked for', async () => {
+    const image = makeImage([await randomLayer(1000)]);
+    await pushImage(image, { registry: proxy.host, repository: 'faults/ratelimit', tags: ['t'] }, { client });
+    const rule = proxy.addRule({ method: 'GET', path: /\/manifests\//, action: { kind: 'respond', status: 429, headers: { 'retry-after': '1', 'content-type': 'application/json' }, body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}' } });
+    const { store, cleanup } = await tempStore();
+    try {
+      const { image: pulled } = await pullImage(parseReference(`${proxy.host}/faults/ratelimit:t`), { client, store });
+      assert.equal(pulled.digest, image.digest);
+      assert.equal(rule.hits(), 1);
+      const manifestGets = proxy.requests.filter((r) => r.method === 'GET' && r.path.includes('/manifests/'));
+      assert.equal(manifestGets[0]!.status, 429);
+      // Our own backoff is ≤20 ms here, so a gap of ~1 s can only come from honouring Retry-After.
+      assert.ok(manifestGets[1]!.at - manifestGets[0]!.at >= 900, `retried after ${manifestGets[1]!.at - manifestGets[0]!.at} ms`);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('a burst of 503s on upload start and blob HEAD is ridden out', async () => {
+    const image = makeImage([await randomLayer(3000)]);
+    const post = proxy.addRule({ method: 'POST', path: /\/blobs\/uploads\//, times: 3, action: { kind: 'respond', status: 503, body: 'busy' } });
+    const head = proxy.addRule({ method: 'HEAD', path: /\/blobs\//, times: 2, action: { kind: 'respond', status: 503 } });
+    const pushed = await pushImage(image, { registry: proxy.host, repository: 'faults/burst', tags: ['t'] }, { client });
+    assert.equal(post.hits(), 3);
+    assert.equal(head.hits(), 2);
+    assert.equal(pushed.stats.blobsUploaded, 2);
+    const { store, cleanup } = await tempStore();
+    try {
+      assert.equal((await pullImage(parseReference(`${proxy.host}/faults/burst:t`), { client, store })).image.digest, image.digest);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('a corrupted blob body is detected and never stored', async () => {
+    const layer = await randomLayer(20_000);
+    const image = makeImage([layer]);
+    await pushImage(image, { registry: proxy.host, repository: 'faults/corrupt', tags: ['t'] }, { client });
+    proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${layer.descriptor.digest}`), times: Infinity, action: { kind: 'corrupt-response' } });
+    const { store, dir, cleanup } = await tempStore();
+    try {
+      await assert.rejects(pullImage(parseReference(`${proxy.host}/faults/corrupt:t`), { client, store }), (e: unknown) => {
+        assert.ok(e instanceof StowageError);
+        assert.equal(e.code, 'registry/digest-mismatch');
+        assert.match(e.message, new RegExp(`${proxy.host}/faults/corrupt: .*${layer.descriptor.digest}`));
+        return true;
+      });
+      assert.equal(await store.has(layer.descriptor.digest), false);
+      assert.deepEqual(await readdir(join(dir, 'cache', 'tmp')), []);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('a download cut mid-body resumes with Range from where it stopped', async () => {
+    const layer = await randomLayer(300_000);
+    const image = makeImage([layer]);
+    await pushImage(image, { registry: proxy.host, repository: 'faults/resume', tags: ['t'] }, { client });
+    proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${layer.descriptor.digest}`), action: { kind: 'drop-response', afterBytes: 100_000 } });
+    const { store, cleanup } = await tempStore();
+    try {
+      const { image: pulled } = await pullImage(parseReference(`${proxy.host}/faults/resume:t`), { client, store });
+      assert.equal(pulled.digest, image.digest);
+      assert.equal(await store.has(layer.descriptor.digest), true);
+      const gets = proxy.requests.filter((r) => r.method === 'GET' && r.path.includes(layer.descriptor.digest));
+      assert.equal(gets.length, 2);
+      assert.equal(gets[0]!.fault, 'drop-response');
+      assert.equal(gets[1]!.headers.range, 'bytes=100000-');
+      assert.equal(gets[1]!.status, 206);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('a server answering HTML is reported as not a registry, in one line', async () => {
+    proxy.addRule({ path: /^\/v2\/$/, times: Infinity, action: { kind: 'respond', status: 200, headers: { 'content-type': 'text/html' }, body: '<!doctype html><title>Login</title>' } });
+    proxy.addRule({ path: /\/manifests\//, times: Infinity, action: { kind: 'respond', status: 404, headers: { 'content-type': 'text/html' }, body: '<!doctype html><h1>Not here</h1>' } });
+    const { store, cleanup } = await tempStore();
+    try {
+      await assert.rejects(pullImage(parseReference(`${proxy.host}/faults/html:t`), { client, store }), (e: unknown) => {
+        assert.ok(e instanceof StowageError);
+        assert.equal(e.code, 'registry/not-a-registry');
+        assert.match(e.message, new RegExp(`${proxy.host}/faults/html`));
+        assert.doesNotMatch(e.message, /\n|doctype/);
+        return true;
+      });
+    } finally {
+      await cleanup();
+    }
+  });
+});
