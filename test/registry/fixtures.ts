@@ -9,7 +9,10 @@ import { pack } from 'tar-stream';
 import type { Image, Layer } from '../../src/image/blob.js';
 import type { Digest } from '../../src/image/digest.js';
 import { MediaType } from '../../src/image/media-types.js';
-import { imageFromParts } from '../../src/image/image.js';
+import { imageFromParts, manifestDescriptor } from '../../src/image/image.js';
+import { serialize } from '../../src/image/canonical.js';
+import { configPlatform } from '../../src/image/platform.js';
+import type { Platform } from '../../src/image/types.js';
 import { emptyImageConfig, appendLayer, type ImageDraft } from '../../src/image/mutate.js';
 import { FsBlobStore } from '../../src/store/blob-store.js';
 
@@ -58,4 +61,22 @@ export async function tempStore(): Promise<{ store: FsBlobStore; dir: string; cl
   const dir = await mkdtemp(join(tmpdir(), 'stowage-regtest-'));
   const store = await FsBlobStore.open(join(dir, 'cache'));
   return { store, dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** An OCI index over images of different platforms (taken from each config). */
+export function makeIndex(images: readonly Image[]): import('../../src/registry/push.js').MultiPlatformImage {
+  const index = {
+    schemaVersion: 2 as const,
+    mediaType: MediaType.OciIndex,
+    manifests: images.map((im) => manifestDescriptor(im, { platform: configPlatform(im.config) })),
+  };
+  const ser = serialize(index);
+  return { index, indexBytes: ser.bytes, digest: ser.digest, images };
+}
+
+/** Like makeImage, for another platform. */
+export function makeImageFor(platform: Platform, layers: readonly Layer[]): Image {
+  let draft: ImageDraft<Layer> = { config: emptyImageConfig(platform), layers: [] };
+  for (const l of layers) draft = appendLayer(draft, l, { created_by: 'test' });
+  return imageFromParts({ config: draft.config, layers: draft.layers, format: 'oci' });
 }
