@@ -1,0 +1,258 @@
+/**
+ * ADD on top of COPY (DOCKERFILE.md A10 "ADD extras"): local tar archives, detected by content,
+ * are extracted (merging like `tar -x`, safely inside the rootfs); http(s) URLs are downloaded
+ * with undici into a private temp dir (mode 0600, mtime from Last-Modified, `--checksum`
+ * verified) before anything is written to the rootfs.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fetch, type Dispatcher } from 'undici';
+import { StowageError } from '../../util/errors.js';
+import { resolveSourcesIn } from '../context/resolve.js';
+import { copyIntoRootfs, resolveDest, type CopyOptions, type CopyResult, type CopySource } from './copy.js';
+import { parseChmod } from './chmod.js';
+import { canonicalRoot, mkdirAllInRoot } from './in-root.js';
+import { detectArchive, extractTarFile } from './untar.js';
+
+export interface UrlSource {
+  readonly kind: 'url';
+  readonly url: string;
+}
+
+export type AddSource = CopySource | UrlSource;
+
+export interface AddOptions extends Omit<CopyOptions, 'sources'> {
+  /** Resolved sources, or raw arguments (URLs recognised by their `http(s)://` scheme). */
+  sources: readonly AddSource[] | readonly string[];
+  /** `--unpack`: undefined = local archives yes, downloads no; false = never; true = also downloads. */
+  unpack?: boolean;
+  /** `--checksum=sha256:<hex>` for a single URL source. */
+  checksum?: string;
+  /** undici dispatcher for downloads (proxies, tests); default: undici's global one. */
+  dispatcher?: Dispatcher;
+  /** Parent of the private download dir (default: the OS temp dir). */
+  tmpDir?: string;
+}
+
+export function isUrl(s: string): boolean {
+  return /^https?:\/\//i.test(s);
+}
+
+/** A URL fit for messages: no user info, no query (either may hold credentials). */
+export function redactUrl(u: string): string {
+  try {
+    const url = new URL(u);
+    url.username = '';
+    url.password = '';
+    const q = url.search ? '?…' : '';
+    url.search = '';
+    return url.toString() + q;
+  } catch {
+    return '<invalid URL>';
+  }
+}
+
+/** BuildKit's file name for a download: `path.Base(url.Path)`, or `__unnamed__`. */
+export function urlFileName(u: string): string {
+  let p: string;
+  try {
+    p = decodeURIComponent(new URL(u).pathname);
+  } catch {
+    return '__unnamed__';
+  }
+  const base = path.posix.basename(path.posix.normalize(p));
+  return base === '' || base === '.' || base === '/' || base === '..' ? '__unnamed__' : base;
+}
+
+/** Parses `sha256:<64 hex>` (the only algorithm ADD supports). */
+export function parseChecksum(value: string): string {
+  const m = /^sha256:([0-9a-f]{64})$/.exec(value.trim().toLowerCase());
+  if (!m) {
+    throw new StowageError('copy/invalid-checksum', `invalid checksum "${value}": expected sha256:<64 hex digits>`, {
+      hint: 'compute it with `sha256sum <file>` and write --checksum=sha256:<digest>',
+    });
+  }
+  return m[1]!;
+}
+
+export async function addIntoRootfs(opts: AddOptions): Promise<CopyResult> {
+  const raw = opts.sources;
+  const mixed: (AddSource | string)[] = isStringList(raw)
+    ? raw.map((s): AddSource | string => (isUrl(s) ? { kind: 'url', url: s } : s))
+    : [...raw];
+  // Validate before any download or write.
+  if (opts.chmod !== undefined) parseChmod(opts.chmod);
+  const expected = opts.checksum !== undefined ? parseChecksum(opts.checksum) : undefined;
+  if (expected !== undefined) {
+    if (mixed.length !== 1) {
+      throw new StowageError('copy/checksum-multiple-sources', "checksum can't be specified for multiple sources");
+    }
+    const only = mixed[0]!;
+    if (typeof only === 'string' || only.kind !== 'url') {
+      throw new StowageError('copy/checksum-not-url', "checksum can't be specified for non-HTTP(S) sources", {
+        hint: '--checksum verifies downloads; drop it for local files',
+      });
+    }
+  }
+  for (const s of mixed) {
+    if (typeof s !== 'string' && s.kind === 'url' && new URL(s.url).pathname.endsWith('.git')) {
+      throw new StowageError('copy/git-unsupported', `git sources are not supported yet: ${redactUrl(s.url)}`, {
+        hint: 'clone the repository in a RUN step or into the build context',
+      });
+    }
+  }
+
+  const root = await canonicalRoot(opts.rootfs);
+  const sourceRoot = await canonicalRoot(opts.sourceRoot);
+  const paths: string[] = [];
+  const base: Omit<CopyOptions, 'sources'> = { ...opts };
+  let batch: CopySource[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const r = await copyIntoRootfs({ ...base, sources: batch });
+    paths.push(...r.paths);
+    batch = [];
+  };
+
+  for (const s of mixed) {
+    opts.signal.throwIfAborted();
+    if (typeof s !== 'string' && s.kind === 'url') {
+      await flush();
+      paths.push(await addUrl(opts, root, s.url, expected));
+      continue;
+    }
+    const resolved: CopySource[] =
+      typeof s === 'string'
+        ? await resolveSourcesIn(sourceRoot, [s], {
+            allowEmptyWildcard: true,
+            parents: opts.parents,
+            excludes: opts.excludes,
+            ...(opts.fromContext && opts.ignore ? { ignore: opts.ignore } : {}),
+            mode: opts.fromContext ? 'contained' : 'chroot',
+            signal: opts.signal,
+          })
+        : [s];
+    for (const r of resolved) {
+      if (r.kind === 'path' && !r.isDir && opts.unpack !== false && r.parentsPath === undefined) {
+        const compression = await detectArchive(r.hostPath, opts.signal);
+        if (compression !== undefined) {
+          await flush();
+          paths.push(await extractInto(opts, root, r.hostPath));
+          continue;
+        }
+      }
+      batch.push(r);
+    }
+  }
+  await flush();
+  return { paths };
+}
+
+function isStringList(s: readonly AddSource[] | readonly string[]): s is readonly string[] {
+  return s.length > 0 && typeof s[0] === 'string';
+}
+
+/** Extracts an archive into the destination, which is always a directory for archives. */
+async function extractInto(opts: AddOptions, root: string, archive: string): Promise<string> {
+  const dest = resolveDest(opts.dest, opts.workdir);
+  const dir = await mkdirAllInRoot(root, dest.path, {
+    mode: 0o755,
+    uid: opts.chown?.uid ?? 0,
+    gid: opts.chown?.gid ?? 0,
+    mkdir: fs.mkdir,
+    chown: fs.chown,
+    chmod: fs.chmod,
+  });
+  await extractTarFile({
+    archivePath: archive,
+    root,
+    destRel: dir.rel,
+    keepOwners: true,
+    ...(opts.chown ? { chown: opts.chown } : {}),
+    signal: opts.signal,
+  });
+  return '/' + dir.rel;
+}
+
+async function addUrl(opts: AddOptions, root: string, url: string, expected: string | undefined): Promise<string> {
+  const tmp = await fs.mkdtemp(path.join(opts.tmpDir ?? os.tmpdir(), 'stowage-add-'));
+  try {
+    const name = urlFileName(url);
+    const file = path.join(tmp, name);
+    await download(url, file, expected, opts);
+    if (opts.unpack === true && (await detectArchive(file, opts.signal)) !== undefined) {
+      return await extractInto(opts, root, file);
+    }
+    const r = await copyIntoRootfs({
+      ...opts,
+      rootfs: root,
+      sourceRoot: tmp,
+      sources: [{ kind: 'path', relPath: name, hostPath: file, resolvedRel: name, isDir: false }],
+      fromContext: true,
+      excludes: [],
+      parents: false,
+    });
+    return r.paths[0]!;
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+async function download(url: string, file: string, expected: string | undefined, opts: AddOptions): Promise<void> {
+  const shown = redactUrl(url);
+  let res;
+  try {
+    res = await fetch(url, {
+      signal: opts.signal,
+      redirect: 'follow',
+      ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
+    });
+  } catch (cause) {
+    if ((cause as Error).name === 'AbortError') throw cause;
+    throw new StowageError('copy/download-failed', `cannot download ${shown}: ${(cause as Error).message}`, { cause });
+  }
+  if (!res.ok || res.body === null) {
+    await res.body?.cancel();
+    throw new StowageError('copy/download-failed', `cannot download ${shown}: HTTP ${res.status} ${res.statusText}`, {
+      hint: 'check the URL is reachable from the build machine',
+    });
+  }
+  const partial = file + '.partial';
+  const hash = createHash('sha256');
+  const hasher = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  try {
+    await pipeline(
+      Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>),
+      hasher,
+      createWriteStream(partial, { flags: 'wx', mode: 0o600 }),
+      { signal: opts.signal },
+    );
+    const actual = hash.digest('hex');
+    if (expected !== undefined && actual !== expected) {
+      throw new StowageError(
+        'copy/checksum-mismatch',
+        `checksum mismatch for ${shown}: expected sha256:${expected}, got sha256:${actual}`,
+        { hint: 'the file changed upstream or the checksum is wrong; nothing was added' },
+      );
+    }
+    await fs.chmod(partial, 0o600);
+    const lm = res.headers.get('last-modified');
+    const t = lm !== null ? Date.parse(lm) : NaN;
+    if (!Number.isNaN(t)) await fs.utimes(partial, new Date(t), new Date(t));
+    await fs.rename(partial, file);
+  } catch (e) {
+    await fs.rm(partial, { force: true });
+    if (e instanceof StowageError || (e as Error).name === 'AbortError') throw e;
+    throw new StowageError('copy/download-failed', `cannot download ${shown}: ${(e as Error).message}`, { cause: e });
+  }
+}
