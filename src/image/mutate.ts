@@ -1,7 +1,7 @@
 import { StowageError } from '../util/errors.js';
 import type { Digest } from './digest.js';
 import { layerCompression, MediaType, toDockerMediaType, toOciMediaType } from './media-types.js';
-import type { ContainerConfig, Descriptor, HistoryEntry, ImageConfig, ImageManifest, Platform } from './types.js';
+import type { ContainerConfig, Descriptor, HistoryEntry, ImageConfig, ImageIndex, ImageManifest, Platform } from './types.js';
 
 /**
  * Immutable image-building helpers: every function returns new objects and never modifies its
@@ -132,4 +132,20 @@ export function buildManifest(
     manifest.annotations = { ...options.annotations };
   }
   return manifest;
+}
+
+/** An index (OCI) or manifest list (Docker) over per-platform manifest descriptors, which must carry `platform`. */
+export function buildIndex(manifests: readonly Descriptor[], options: { format: ManifestFormat; annotations?: Record<string, string> }): ImageIndex {
+  for (const m of manifests) {
+    if (m.platform === undefined) {
+      throw new StowageError('image/index-without-platform', `index entry ${m.digest} has no platform`, { hint: 'give every manifest in a multi-platform index its platform' });
+    }
+  }
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: options.format === 'docker' ? MediaType.DockerManifestList : MediaType.OciIndex,
+    manifests: manifests.map((m) => convertDescriptor(m, options.format, 'manifest')),
+  };
+  if (options.annotations && Object.keys(options.annotations).length > 0) index.annotations = { ...options.annotations };
+  return index;
 }

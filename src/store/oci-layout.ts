@@ -6,6 +6,7 @@ import { canonicalJson } from '../image/canonical.js';
 import { digestHex, sha256Digest, type Digest } from '../image/digest.js';
 import { bytesBlob, imageFromBytes, manifestDescriptor } from '../image/image.js';
 import { isIndexMediaType, isManifestMediaType, MediaType } from '../image/media-types.js';
+import { buildIndex } from '../image/mutate.js';
 import { parseIndex, parseManifest, sniffManifestKind } from '../image/parse.js';
 import { configPlatform, selectPlatform } from '../image/platform.js';
 import type { Descriptor, ImageIndex, Platform } from '../image/types.js';
@@ -138,24 +139,60 @@ export async function writeImageToLayout(
   image: Image,
   options: { tags: readonly string[]; signal?: AbortSignal; concurrency?: number },
 ): Promise<Digest> {
+  const entry = manifestDescriptor(image, { platform: configPlatform(image.config) });
+  await writeToLayout(dir, [image], entry, image.manifestBytes, options);
+  return image.digest;
+}
+
+/**
+ * Adds a multi-platform image to the layout: every image's blobs and manifest, then an OCI index
+ * over them (platforms from their configs) that `tags` name. Returns the index digest.
+ */
+export async function writeIndexToLayout(
+  dir: string,
+  images: readonly Image[],
+  options: { tags: readonly string[]; signal?: AbortSignal; concurrency?: number; annotations?: Record<string, string> },
+): Promise<Digest> {
+  const index = buildIndex(
+    images.map((img) => manifestDescriptor(img, { platform: configPlatform(img.config) })),
+    { format: 'oci', ...(options.annotations ? { annotations: options.annotations } : {}) },
+  );
+  const bytes = canonicalJson(index);
+  const entry: Descriptor = { mediaType: MediaType.OciIndex, digest: sha256Digest(bytes), size: bytes.byteLength };
+  await writeToLayout(dir, images, entry, bytes, options);
+  return entry.digest;
+}
+
+async function writeToLayout(
+  dir: string,
+  images: readonly Image[],
+  entry: Descriptor,
+  entryBytes: Uint8Array,
+  options: { tags: readonly string[]; signal?: AbortSignal; concurrency?: number },
+): Promise<void> {
   const { signal } = options;
   for (const tag of options.tags) checkTag(tag, `oci:${dir}:${tag}`);
   await checkWritableLayout(dir);
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
 
   const blobs = new Map<Digest, Blob>();
-  for (const layer of image.layers) blobs.set(layer.descriptor.digest, layer);
-  blobs.set(image.manifest.config.digest, bytesBlob(image.manifest.config, image.configBytes));
+  for (const image of images) {
+    for (const layer of image.layers) blobs.set(layer.descriptor.digest, layer);
+    blobs.set(image.manifest.config.digest, bytesBlob(image.manifest.config, image.configBytes));
+  }
   const limit = pLimit(options.concurrency ?? 2);
   await Promise.all([...blobs.values()].map((b) => limit(() => putBlob(dir, b, signal))));
-  // The manifest last among blobs: it is what makes the others reachable.
-  await putBlob(dir, bytesBlob(manifestDescriptor(image), image.manifestBytes), signal);
+  // Manifests after the blobs they reference, the top-level entry last: each step only makes
+  // reachable what is already complete.
+  for (const image of images) {
+    if (image.digest !== entry.digest) await putBlob(dir, bytesBlob(manifestDescriptor(image), image.manifestBytes), signal);
+  }
+  await putBlob(dir, bytesBlob(entry, entryBytes), signal);
 
   const layoutFile = join(dir, 'oci-layout');
   if ((await fileSize(layoutFile)) === undefined) {
     await writeFileAtomic(layoutFile, canonicalJson({ imageLayoutVersion: LAYOUT_VERSION }));
   }
-  const entry = manifestDescriptor(image, { platform: configPlatform(image.config) });
   await withLockFile(
     join(dir, '.index.json.lock'),
     async () => {
@@ -164,7 +201,6 @@ export async function writeImageToLayout(
     },
     signal ? { signal } : {},
   );
-  return image.digest;
 }
 
 /** The ref names (tags) in a layout's index.json, in index order. */
