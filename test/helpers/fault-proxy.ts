@@ -82,7 +82,7 @@ export async function startFaultProxy(options: { upstream: string }): Promise<Fa
           upRes.on('data', (c: Buffer) => chunks.push(c));
           upRes.on('end', () => {
             const body = Buffer.concat(chunks);
-            if (body.length > 0) body[body.length >> 1] ^= 0xff;
+            if (body.length > 0) body[body.length >> 1] = body[body.length >> 1]! ^ 0xff;
             res.writeHead(upRes.statusCode ?? 502, upRes.headers);
             res.end(body);
           });
