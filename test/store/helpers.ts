@@ -27,7 +27,7 @@ export async function makeTar(files: Record<string, string>): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   const done = new Promise<void>((resolve, reject) => {
-    pack.on('data', (c: Buffer) => chunks.push(c));
+    pack.on('data', (c) => chunks.push(c as Buffer));
     pack.on('end', resolve);
     pack.on('error', reject);
   });
