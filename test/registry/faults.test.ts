@@ -146,3 +146,64 @@ describe('registry faults through a proxy', () => {
     }
   });
 });
+
+describe('chunked uploads and cancellation', () => {
+  let reg: TestRegistry;
+  let proxy: FaultProxy;
+  before(async () => {
+    reg = await startRegistry();
+    proxy = await startFaultProxy({ upstream: reg.url });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await reg?.stop();
+  });
+
+  test('blobs above the monolithic threshold go up in PATCH chunks; a 413 on a monolithic PUT switches to chunks', async () => {
+    const client = new RegistryClient({ credentials: async () => undefined, retry: { baseDelayMs: 1, maxDelayMs: 5 } });
+    try {
+      const big = await randomLayer(100_000);
+      const image = makeImage([big]);
+      const pushed = await pushImage(image, { registry: proxy.host, repository: 'chunks/a', tags: ['t'] }, { client, monolithicMaxBytes: 50_000, chunkBytes: 40_000 });
+      assert.equal(pushed.stats.blobsUploaded, 2);
+      const patches = proxy.requests.filter((r) => r.method === 'PATCH');
+      assert.equal(patches.length, Math.ceil(big.descriptor.size / 40_000));
+      assert.deepEqual(patches.map((r) => r.headers['content-range']), patches.map((_, i) => `${i * 40_000}-${Math.min((i + 1) * 40_000, big.descriptor.size) - 1}`));
+
+      proxy.requests.length = 0;
+      const other = await randomLayer(30_000);
+      const image2 = makeImage([other]);
+      const tooLarge = proxy.addRule({ method: 'PUT', path: new RegExp(`digest=${encodeURIComponent(other.descriptor.digest)}`), action: { kind: 'respond', status: 413, body: 'too large' } });
+      await pushImage(image2, { registry: proxy.host, repository: 'chunks/b', tags: ['t'] }, { client, chunkBytes: 8_000 });
+      assert.equal(tooLarge.hits(), 1);
+      assert.ok(proxy.requests.some((r) => r.method === 'PATCH'), 'switched to PATCH after 413');
+      const { store, cleanup } = await tempStore();
+      try {
+        assert.equal((await pullImage(parseReference(`${proxy.host}/chunks/a:t`), { client, store })).image.digest, image.digest);
+        assert.equal((await pullImage(parseReference(`${proxy.host}/chunks/b:t`), { client, store })).image.digest, image2.digest);
+      } finally {
+        await cleanup();
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('an aborted push stops with an AbortError and tags nothing', async () => {
+    const client = new RegistryClient({ credentials: async () => undefined });
+    try {
+      const image = makeImage([await randomLayer(1000)]);
+      // Hold every upload start for a moment so the abort lands mid-push.
+      proxy.addRule({ method: 'POST', times: Infinity, action: { kind: 'respond', status: 503, headers: { 'retry-after': '5' } } });
+      const ac = new AbortController();
+      const pushing = pushImage(image, { registry: proxy.host, repository: 'abort/a', tags: ['t'] }, { client, signal: ac.signal });
+      setTimeout(() => ac.abort(), 100);
+      await assert.rejects(pushing, (e: unknown) => (e as Error).name === 'AbortError');
+      proxy.clearRules();
+      assert.ok(proxy.requests.some((r) => r.path.startsWith('/v2/abort/a/blobs/uploads/')));
+      assert.ok(!proxy.requests.some((r) => r.path.startsWith('/v2/abort/a/manifests/') && r.method === 'PUT'));
+    } finally {
+      await client.close();
+    }
+  });
+});
