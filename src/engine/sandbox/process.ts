@@ -48,6 +48,8 @@ export interface SpawnSandboxOptions {
   tailLines: number;
   /** Open fd 3 as a pipe for `bwrap --json-status-fd 3`. */
   statusPipe: boolean;
+  /** Contents written to fds 4, 5, … (after the status pipe) for `bwrap --ro-bind-data`. */
+  dataFds?: Buffer[];
 }
 
 export interface SpawnSandboxResult {
@@ -75,7 +77,7 @@ export function spawnSandbox(o: SpawnSandboxOptions): Promise<SpawnSandboxResult
     const child = spawn(o.file, o.args, {
       env: o.env,
       ...(o.cwd ? { cwd: o.cwd } : {}),
-      stdio: o.statusPipe ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
+      stdio: o.statusPipe ? ['ignore', 'pipe', 'pipe', 'pipe', ...(o.dataFds ?? []).map(() => 'pipe' as const)] : ['ignore', 'pipe', 'pipe'],
       // Own process group, so abort can kill everything the step started.
       detached: true,
     });
@@ -90,6 +92,12 @@ export function spawnSandbox(o: SpawnSandboxOptions): Promise<SpawnSandboxResult
       }
     };
     o.signal.addEventListener('abort', kill, { once: true });
+    (o.dataFds ?? []).forEach((data, i) => {
+      const w = child.stdio[4 + i] as NodeJS.WritableStream | null;
+      // EPIPE when bwrap failed before reading: its stderr says why.
+      (w as unknown as { on(e: string, f: () => void): void } | null)?.on('error', () => undefined);
+      w?.end(data);
+    });
 
     child.stdout?.on('data', (chunk: Buffer) => {
       tail.push(chunk);

@@ -85,7 +85,9 @@ const HOSTS_CONTENT = (hostname: string): string =>
 /** A mount with its source on the host and its target resolved inside the rootfs. */
 export type PreparedMount =
   | { kind: 'bind'; source: string; target: string; readonly: boolean }
-  | { kind: 'tmpfs'; target: string; sizeBytes?: number };
+  | { kind: 'tmpfs'; target: string; sizeBytes?: number }
+  /** Content bubblewrap reads from `fd` into its own tmpfs (exec-able even when /dev/shm is noexec); root-owned. */
+  | { kind: 'data'; fd: number; target: string; mode: number };
 
 export interface BwrapPlan {
   /** The rootfs as the (inner) bwrap sees it. */
@@ -119,6 +121,9 @@ export function bwrapArgs(plan: BwrapPlan): string[] {
       case 'tmpfs':
         if (m.sizeBytes !== undefined) a.push('--size', String(m.sizeBytes));
         a.push('--tmpfs', m.target);
+        break;
+      case 'data':
+        a.push('--perms', (m.mode & 0o7777).toString(8).padStart(4, '0'), '--ro-bind-data', String(m.fd), m.target);
         break;
       default:
         assertNever(m, 'mount');
@@ -263,6 +268,7 @@ async function runBwrap(ctx: StepContext): Promise<RunStepResult> {
   // Parents before children, whatever order the Dockerfile listed them in.
   const ordered = [...ctx.mounts].sort((a, b) => a.target.split('/').length - b.target.split('/').length);
   let n = 0;
+  const dataFds: Buffer[] = [];
   for (const m of ordered) {
     switch (m.kind) {
       case 'bind': {
@@ -275,6 +281,13 @@ async function runBwrap(ctx: StepContext): Promise<RunStepResult> {
         prepared.push({ kind: 'tmpfs', target: await target(m.target, 'dir'), ...(m.sizeBytes !== undefined ? { sizeBytes: m.sizeBytes } : {}) });
         break;
       case 'file': {
+        if ((m.mode & 0o111) !== 0 && m.uid === 0 && m.gid === 0) {
+          // Scripts (heredoc `#!` bodies): /dev/shm is often mounted noexec, and a bind keeps that
+          // flag, so bubblewrap copies them into its own tmpfs from a pipe instead.
+          dataFds.push(Buffer.isBuffer(m.content) ? m.content : Buffer.from(m.content));
+          prepared.push({ kind: 'data', fd: 3 + dataFds.length, target: await target(m.target, 'file'), mode: m.mode });
+          break;
+        }
         const file = await writeScratchFile(scratch, `file${n++}`, m.content, m.mode, { uid: m.uid, gid: m.gid });
         prepared.push({ kind: 'bind', source: file, target: await target(m.target, 'file'), readonly: true });
         break;
@@ -326,6 +339,7 @@ async function runBwrap(ctx: StepContext): Promise<RunStepResult> {
     ...(options.onOutput ? { onOutput: options.onOutput } : {}),
     tailLines: options.tailLines ?? DEFAULT_TAIL_LINES,
     statusPipe: true,
+    dataFds,
   });
   return finish(res, options.signal, () => {
     if (res.spawnError) return missingToolError(file === tools.setpriv ? 'setpriv' : 'bwrap', file, res.spawnError);

@@ -1,0 +1,77 @@
+/**
+ * Choosing an isolation mode: bubblewrap if it can create its namespaces here, else chroot if the
+ * process may chroot (an unprivileged container), else an error that names what is missing and
+ * what is left. Never `none` on its own: that runs steps without any sandbox and must be asked for.
+ *
+ * Probing spawns processes, so the result is memoised in the object `createIsolationDetector`
+ * returns (one per process/build, owned by the caller), not in module state.
+ */
+import { spawn } from 'node:child_process';
+import { StowageError } from '../../util/errors.js';
+import { defaultHostTools, explainBwrapFailure } from './host-tools.js';
+import type { HostTools, Isolation } from './types.js';
+
+export interface IsolationChoice {
+  isolation: Isolation;
+  /** Why this mode was chosen (for `--verbose` / the report). */
+  reason: string;
+}
+
+export interface IsolationDetector {
+  detect(signal: AbortSignal): Promise<IsolationChoice>;
+}
+
+interface ProbeResult {
+  ok: boolean;
+  stderr: string;
+  missing: boolean;
+}
+
+function probe(file: string, args: string[], signal: AbortSignal): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    let stderr = '';
+    const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, signal });
+    child.stderr.on('data', (c: Buffer) => {
+      if (stderr.length < 8192) stderr += c.toString('utf8');
+    });
+    child.on('error', (e: NodeJS.ErrnoException) => resolve({ ok: false, stderr: stderr || e.message, missing: e.code === 'ENOENT' }));
+    child.on('close', (code) => resolve({ ok: code === 0, stderr, missing: false }));
+  });
+}
+
+export async function detectIsolation(signal: AbortSignal, tools: HostTools = defaultHostTools()): Promise<IsolationChoice> {
+  const asRoot = process.getuid?.() === 0;
+  // The same namespaces a step uses; `--unshare-all` adds user/cgroup namespaces where possible.
+  const bw = await probe(tools.bwrap, ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', 'true'], signal);
+  signal.throwIfAborted();
+  if (bw.ok) return { isolation: 'bwrap', reason: `bubblewrap (${tools.bwrap}) can create mount, pid, ipc, uts and net namespaces` };
+  const bwrapProblem = bw.missing ? 'bubblewrap is not installed (Debian package bubblewrap)' : explainBwrapFailure(bw.stderr, asRoot).message;
+
+  const ch = await probe(tools.chroot, ['/', 'true'], signal);
+  signal.throwIfAborted();
+  if (ch.ok) {
+    return {
+      isolation: 'chroot',
+      reason: `${bwrapProblem}; chroot works (CAP_SYS_CHROOT), so steps run chrooted: no /proc, no mounts, not a security boundary`,
+    };
+  }
+  throw new StowageError('engine/no-isolation', `cannot sandbox RUN steps here: ${bwrapProblem}; and chroot is not permitted (${ch.stderr.trim() || 'missing CAP_SYS_CHROOT'})`, {
+    hint:
+      'install bubblewrap and allow namespaces (root, or unprivileged user namespaces), or grant CAP_SYS_CHROOT for --isolation=chroot; ' +
+      'as a last resort inside a throwaway container, --isolation=none runs steps directly in that container (no isolation at all: steps see and can change everything the container has)',
+  });
+}
+
+/** A detector that probes once and then answers from memory. */
+export function createIsolationDetector(tools?: HostTools): IsolationDetector {
+  let pending: Promise<IsolationChoice> | undefined;
+  return {
+    detect(signal: AbortSignal): Promise<IsolationChoice> {
+      pending ??= detectIsolation(signal, tools).catch((e: unknown) => {
+        pending = undefined; // an aborted or failed probe may be retried
+        throw e;
+      });
+      return pending;
+    },
+  };
+}
