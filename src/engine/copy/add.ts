@@ -205,16 +205,29 @@ async function addUrl(opts: AddOptions, root: string, url: string, expected: str
 
 async function download(url: string, file: string, expected: string | undefined, opts: AddOptions): Promise<void> {
   const shown = redactUrl(url);
+  // fetch refuses user info in URLs: send it as Basic auth, and keep it out of every message.
+  const target = new URL(url);
+  const headers: Record<string, string> = {};
+  const secrets = [target.username, target.password, target.search].filter((x) => x.length > 1);
+  if (target.username !== '' || target.password !== '') {
+    const pair = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
+    headers['authorization'] = 'Basic ' + Buffer.from(pair).toString('base64');
+    target.username = '';
+    target.password = '';
+  }
+  const scrub = (m: string) => secrets.reduce((acc, sec) => acc.split(sec).join('…'), m);
   let res;
   try {
-    res = await fetch(url, {
+    res = await fetch(target, {
       signal: opts.signal,
       redirect: 'follow',
+      headers,
       ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
     });
-  } catch (cause) {
-    if ((cause as Error).name === 'AbortError') throw cause;
-    throw new StowageError('copy/download-failed', `cannot download ${shown}: ${(cause as Error).message}`, { cause });
+  } catch (e) {
+    if ((e as Error).name === 'AbortError') throw e;
+    // The cause may quote the URL; it is not attached, its scrubbed message is.
+    throw new StowageError('copy/download-failed', `cannot download ${shown}: ${scrub(describeFetchError(e))}`);
   }
   if (!res.ok || res.body === null) {
     await res.body?.cancel();
@@ -253,6 +266,13 @@ async function download(url: string, file: string, expected: string | undefined,
   } catch (e) {
     await fs.rm(partial, { force: true });
     if (e instanceof StowageError || (e as Error).name === 'AbortError') throw e;
-    throw new StowageError('copy/download-failed', `cannot download ${shown}: ${(e as Error).message}`, { cause: e });
+    throw new StowageError('copy/download-failed', `cannot download ${shown}: ${scrub(describeFetchError(e))}`);
   }
+}
+
+/** fetch wraps network errors as "fetch failed" with the useful part in `cause`. */
+function describeFetchError(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : undefined;
+  return cause !== undefined ? `${msg} (${cause})` : msg;
 }
