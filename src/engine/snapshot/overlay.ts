@@ -1,0 +1,200 @@
+/**
+ * The fast snapshotter (root, or a user namespace that may mount): the rootfs is an overlay mount
+ * whose lowers are the unpacked layers plus earlier steps' committed upper dirs; after a step the
+ * fresh upper dir IS the change, so a snapshot walks only it. Cost grows with what changed.
+ *
+ * Between steps the overlay is unmounted, the upper is committed as the new top lower, and a fresh
+ * upper is mounted at the same path. Lowers are named by short symlinks (`l/<n>`) and the mount runs
+ * with the work dir as cwd, so hundreds of lowers fit in the mount option page.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { StowageError } from '../../util/errors.js';
+import type { ChangeSet } from '../layer/changeset.js';
+import { readXattrs } from '../layer/fs-helper.js';
+import { ignoreSet, isMountPointArtifact, isOverlayWhiteout, lstatRec, scanTree, toChangeEntry, underIgnored } from './scan.js';
+import { DEFAULT_IGNORE, type LowerDir, type PrepareOptions, type Rootfs, type SnapshotOptions, type Snapshotter, type SnapshotterOptions } from './types.js';
+import { makeWorkDir, readLowerMeta } from './walk.js';
+
+/** Linux limits mount data to one page; keep room for the other options. */
+const MAX_MOUNT_DATA = 4000;
+
+class OverlayRootfs implements Rootfs {
+  readonly kind = 'overlay' as const;
+  /** Lower dir symlink names (relative to workDir), bottom first. */
+  readonly lowerLinks: string[] = [];
+  /** Host paths of the lowers, bottom first (for existence checks of ignored paths). */
+  readonly lowerPaths: string[] = [];
+  upperIndex = 0;
+  mounted = false;
+  released = false;
+  constructor(
+    readonly owner: OverlaySnapshotter,
+    readonly path: string,
+    readonly workDir: string,
+    readonly ignore: ReadonlySet<string>,
+  ) {}
+  snapshot(options?: SnapshotOptions): Promise<ChangeSet> {
+    return this.owner.snapshot(this, options);
+  }
+  release(): Promise<void> {
+    return this.owner.release(this);
+  }
+  get upper(): string {
+    return `${this.workDir}/u${this.upperIndex}`;
+  }
+}
+
+function run(cmd: string, args: string[], cwd: string, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], signal });
+    const err: Buffer[] = [];
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(Buffer.concat(err).toString().trim() || `${cmd} exited ${code}`))));
+  });
+}
+
+async function mountOverlay(rf: OverlayRootfs, signal?: AbortSignal): Promise<void> {
+  mkdirSync(rf.upper, { mode: 0o755 });
+  mkdirSync(`${rf.workDir}/w${rf.upperIndex}`);
+  const lowers = rf.lowerLinks.length > 0 ? [...rf.lowerLinks].reverse() : ['empty'];
+  const data = `lowerdir=${lowers.join(':')},upperdir=u${rf.upperIndex},workdir=w${rf.upperIndex},redirect_dir=off,index=off,metacopy=off`;
+  if (data.length > MAX_MOUNT_DATA) {
+    throw new StowageError('snapshot/too-many-lowers', `${rf.lowerLinks.length} layers do not fit in one overlay mount`, {
+      hint: 'use the walk snapshotter (--snapshotter=walk) for images with this many layers',
+    });
+  }
+  try {
+    // Relative option paths resolve against cwd (the work dir), keeping the option string short.
+    await run('mount', ['-t', 'overlay', 'overlay', '-o', data, rf.path], rf.workDir, signal);
+  } catch (e) {
+    throw new StowageError('snapshot/overlay-mount-failed', `cannot mount the overlay rootfs: ${(e as Error).message}`, {
+      hint: 'overlay needs root (or a user namespace that may mount); use --snapshotter=walk otherwise',
+      cause: e,
+    });
+  }
+  rf.mounted = true;
+}
+
+async function unmount(rf: OverlayRootfs): Promise<void> {
+  if (!rf.mounted) return;
+  try {
+    await run('umount', [rf.path], rf.workDir);
+  } catch {
+    await run('umount', ['-l', rf.path], rf.workDir);
+  }
+  rf.mounted = false;
+}
+
+export class OverlaySnapshotter implements Snapshotter {
+  readonly kind = 'overlay' as const;
+  readonly name = 'overlay';
+  constructor(private readonly options: SnapshotterOptions = {}) {}
+
+  async prepare(options: PrepareOptions): Promise<Rootfs> {
+    const workDir = makeWorkDir(options.workDir, this.options.workRoot, 'overlay');
+    mkdirSync(`${workDir}/l`);
+    mkdirSync(`${workDir}/empty`);
+    const path = `${workDir}/merged`;
+    mkdirSync(path);
+    const rf = new OverlayRootfs(this, path, workDir, ignoreSet(options.ignore ?? DEFAULT_IGNORE));
+    try {
+      for (const lower of options.lowers) addLower(rf, overlayLower(lower));
+      await mountOverlay(rf, options.signal);
+    } catch (e) {
+      rmSync(workDir, { recursive: true, force: true });
+      throw e;
+    }
+    return rf;
+  }
+
+  async snapshot(rootfs: Rootfs, options: SnapshotOptions = {}): Promise<ChangeSet> {
+    const rf = asOverlay(rootfs);
+    const ignore = ignoreSet([...rf.ignore], options.ignore);
+    await unmount(rf);
+    const upper = rf.upper;
+    const tree = scanTree(upper, { noDescend: ignore });
+    const deletions: string[] = [];
+    const keep: string[] = [];
+    const dirs: string[] = [];
+    for (const [rel, r] of tree) {
+      const ig = underIgnored(rel, ignore);
+      if (ig === 'inside') continue;
+      if (isOverlayWhiteout(r)) {
+        deletions.push(rel);
+        continue;
+      }
+      // An ignored directory's only changes come from its (ignored) contents or from being a mount point.
+      if (ig === 'self' && r.type === 'dir') continue;
+      if (ig === 'self' && !existsInLowers(rf, rel) && isMountPointArtifact(`${upper}/${rel}`, r)) continue;
+      keep.push(rel);
+      if (r.type === 'dir') dirs.push(rel);
+    }
+    const { xattrs } = await readXattrs(keep.map((p) => `${upper}/${p}`), options.signal);
+    const opaqueDirs = dirs.filter((d) => {
+      const x = xattrs.get(`${upper}/${d}`);
+      const v = x?.['trusted.overlay.opaque'] ?? x?.['user.overlay.opaque'];
+      return v !== undefined && Buffer.from(v).toString() === 'y';
+    });
+    const entries = [];
+    for (const p of keep) {
+      const e = toChangeEntry(p, `${upper}/${p}`, tree.get(p)!, xattrs.get(`${upper}/${p}`));
+      if (e) entries.push(e);
+    }
+    // Commit: this upper becomes the top lower; the next step writes into a fresh one.
+    addLower(rf, upper);
+    rf.upperIndex++;
+    await mountOverlay(rf, options.signal);
+    return { entries, deletions, opaqueDirs };
+  }
+
+  async release(rootfs: Rootfs): Promise<void> {
+    const rf = asOverlay(rootfs);
+    await unmount(rf);
+    rf.released = true;
+    rmSync(rf.workDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Overlay needs whiteouts as markers in the tree. A lower unpacked without them (recorded as data,
+ * e.g. by a non-root process) is fine when it deletes nothing; otherwise that is an error, not a
+ * silently wrong rootfs.
+ */
+function overlayLower(lower: string | LowerDir): string {
+  const path = typeof lower === 'string' ? lower : lower.path;
+  const ld = typeof lower === 'string' ? readLowerMeta(lower) : lower;
+  for (const w of ld?.whiteouts ?? []) {
+    const r = lstatRec(`${path}/${w}`);
+    if (r === undefined || !isOverlayWhiteout(r)) {
+      throw new StowageError('snapshot/lower-not-overlay', `layer dir ${path} records deletions without overlay whiteouts`, {
+        hint: 'unpack layers as root (UnpackedLayerStore with asRoot) for the overlay snapshotter, or use --snapshotter=walk',
+      });
+    }
+  }
+  return path;
+}
+
+function addLower(rf: OverlayRootfs, hostPath: string): void {
+  const name = `l/${rf.lowerLinks.length.toString(36)}`;
+  symlinkSync(hostPath, `${rf.workDir}/${name}`);
+  rf.lowerLinks.push(name);
+  rf.lowerPaths.push(hostPath);
+}
+
+/** Whether `rel` is visible in the lowers (top down, stopping at a whiteout). */
+function existsInLowers(rf: OverlayRootfs, rel: string): boolean {
+  for (let i = rf.lowerPaths.length - 1; i >= 0; i--) {
+    const r = lstatRec(`${rf.lowerPaths[i]}/${rel}`);
+    if (r === undefined) continue;
+    return !isOverlayWhiteout(r);
+  }
+  return false;
+}
+
+function asOverlay(r: Rootfs): OverlayRootfs {
+  if (!(r instanceof OverlayRootfs)) throw new StowageError('snapshot/wrong-rootfs', 'this rootfs was not prepared by the overlay snapshotter');
+  if (r.released) throw new StowageError('snapshot/released', 'this rootfs was already released');
+  return r;
+}

@@ -1,0 +1,247 @@
+/**
+ * The portable snapshotter: the stage gets a private copy of its lowers (copied, reflinked where
+ * the filesystem can, never hardlinked — a step may modify files in place), and each snapshot diffs
+ * a stat index (type, mode, owner, size, mtime, ctime, inode, birth time) against the previous one.
+ * ctime catches what mtime alone cannot (chmod/chown/xattr changes, mtimes restored by `touch -r`),
+ * so stat always decides and no content is hashed.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StowageError } from '../../util/errors.js';
+import { ancestorsOf, type ChangeEntry, type ChangeSet } from '../layer/changeset.js';
+import { readXattrs } from '../layer/fs-helper.js';
+import { ignoreSet, isMountPointArtifact, isOverlayWhiteout, lstatRec, scanTree, toChangeEntry, underIgnored, type StatRec } from './scan.js';
+import { DEFAULT_IGNORE, type LowerDir, type PrepareOptions, type Rootfs, type SnapshotOptions, type Snapshotter, type SnapshotterOptions } from './types.js';
+
+class WalkRootfs implements Rootfs {
+  readonly kind = 'walk' as const;
+  index: Map<string, StatRec> = new Map();
+  released = false;
+  constructor(
+    readonly owner: WalkSnapshotter,
+    readonly path: string,
+    readonly workDir: string,
+    readonly ignore: ReadonlySet<string>,
+  ) {}
+  snapshot(options?: SnapshotOptions): Promise<ChangeSet> {
+    return this.owner.snapshot(this, options);
+  }
+  release(): Promise<void> {
+    return this.owner.release(this);
+  }
+}
+
+function sameStat(a: StatRec, b: StatRec): boolean {
+  return (
+    a.type === b.type &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    a.size === b.size &&
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs &&
+    a.ino === b.ino &&
+    a.birthNs === b.birthNs &&
+    a.rdev === b.rdev
+  );
+}
+
+/** The host path of `rel` under `root` if no ancestor is a symlink or non-directory (never leave the root). */
+export function safeHostPath(root: string, rel: string): string | undefined {
+  if (rel.split('/').some((c) => c === '..' || c === '.' || c === '')) return undefined;
+  for (const a of ancestorsOf(rel)) {
+    const r = lstatRec(`${root}/${a}`);
+    if (r === undefined || r.type !== 'dir') return undefined;
+  }
+  return `${root}/${rel}`;
+}
+
+export async function copyTree(src: string, dst: string, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    // GNU cp keeps hardlinks, xattrs, ownership and nanosecond times, and reflinks where it can.
+    const child = spawn('cp', ['-a', '--reflink=auto', '--', `${src}/.`, dst], { stdio: ['ignore', 'ignore', 'pipe'], signal });
+    const err: Buffer[] = [];
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new StowageError('snapshot/copy-failed', `copying layer ${src} into the rootfs failed: ${Buffer.concat(err).toString().trim()}`)),
+    );
+  });
+}
+
+/** Makes (or checks) a rootfs work dir. */
+export function makeWorkDir(given: string | undefined, workRoot: string | undefined, kind: string): string {
+  if (given !== undefined) {
+    mkdirSync(given, { recursive: true });
+    if (readdirSync(given).length > 0) throw new StowageError('snapshot/workdir-not-empty', `rootfs work dir ${given} is not empty`);
+    return given;
+  }
+  const root = workRoot ?? tmpdir();
+  mkdirSync(root, { recursive: true });
+  return mkdtempSync(join(root, `${kind}-`));
+}
+
+/**
+ * A lower's whiteouts: as given, else from the `<dir>.meta.json` the unpacked-layer store writes
+ * beside each layer, else from overlay-format markers in the tree.
+ */
+export async function describeLower(lower: string | LowerDir, signal?: AbortSignal): Promise<LowerDir> {
+  if (typeof lower !== 'string') return lower;
+  return readLowerMeta(lower) ?? describeOverlayLower(lower, signal);
+}
+
+/** The sidecar `<dir>.meta.json` ({whiteouts, opaqueDirs}) of an unpacked layer dir, if any. */
+export function readLowerMeta(path: string): LowerDir | undefined {
+  try {
+    const meta = JSON.parse(readFileSync(`${path.replace(/\/+$/, '')}.meta.json`, 'utf8')) as { whiteouts?: string[]; opaqueDirs?: string[] };
+    return { path, whiteouts: meta.whiteouts ?? [], opaqueDirs: meta.opaqueDirs ?? [] };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** Whiteouts and opaque dirs of a bare overlay-format lower dir (char 0/0, trusted.overlay.opaque). */
+export async function describeOverlayLower(path: string, signal?: AbortSignal): Promise<Required<LowerDir>> {
+  const tree = scanTree(path);
+  const whiteouts: string[] = [];
+  const dirs: string[] = [];
+  for (const [rel, r] of tree) {
+    if (isOverlayWhiteout(r)) whiteouts.push(rel);
+    else if (r.type === 'dir') dirs.push(rel);
+  }
+  const opaqueDirs: string[] = [];
+  if (dirs.length > 0) {
+    const { xattrs } = await readXattrs(dirs.map((d) => `${path}/${d}`), signal);
+    for (const d of dirs) {
+      const x = xattrs.get(`${path}/${d}`);
+      const v = x?.['trusted.overlay.opaque'] ?? x?.['user.overlay.opaque'];
+      if (v !== undefined && Buffer.from(v).toString() === 'y') opaqueDirs.push(d);
+    }
+  }
+  return { path, whiteouts, opaqueDirs };
+}
+
+/**
+ * Removes from `root` whatever the lower will replace with a different kind of file, descending only
+ * where both sides have a directory (elsewhere cp creates everything fresh).
+ */
+function removeConflicts(lower: string, root: string, rel: string): void {
+  for (const name of readdirSync(rel === '' ? lower : `${lower}/${rel}`)) {
+    const childRel = rel === '' ? name : `${rel}/${name}`;
+    const l = lstatRec(`${lower}/${childRel}`);
+    const r = lstatRec(`${root}/${childRel}`);
+    if (l === undefined || r === undefined) continue;
+    if (l.type === 'dir' && r.type === 'dir') removeConflicts(lower, root, childRel);
+    else rmSync(`${root}/${childRel}`, { recursive: true, force: true });
+  }
+}
+
+export class WalkSnapshotter implements Snapshotter {
+  readonly kind = 'walk' as const;
+  readonly name = 'walk';
+  constructor(private readonly options: SnapshotterOptions = {}) {}
+
+  async prepare(options: PrepareOptions): Promise<Rootfs> {
+    const workDir = makeWorkDir(options.workDir, this.options.workRoot, 'walk');
+    const path = `${workDir}/rootfs`;
+    mkdirSync(path, { mode: 0o755 });
+    const rootfs = new WalkRootfs(this, path, workDir, ignoreSet(options.ignore ?? DEFAULT_IGNORE));
+    try {
+      await this.fill(path, options);
+    } catch (e) {
+      rmSync(workDir, { recursive: true, force: true });
+      throw e;
+    }
+    rootfs.index = scanTree(path, { noDescend: rootfs.ignore });
+    return rootfs;
+  }
+
+  private async fill(path: string, options: PrepareOptions): Promise<void> {
+    let first = true;
+    for (const lower of options.lowers) {
+      options.signal?.throwIfAborted();
+      const ld = await describeLower(lower, options.signal);
+      if (!first) {
+        removeConflicts(ld.path, path, '');
+        for (const d of ld.opaqueDirs ?? []) {
+          const host = safeHostPath(path, d);
+          const r = host === undefined ? undefined : lstatRec(host);
+          if (host !== undefined && r?.type === 'dir') for (const c of readdirSync(host)) rmSync(`${host}/${c}`, { recursive: true, force: true });
+        }
+        for (const w of ld.whiteouts ?? []) {
+          const host = safeHostPath(path, w);
+          if (host !== undefined) rmSync(host, { recursive: true, force: true });
+        }
+      }
+      await copyTree(ld.path, path, options.signal);
+      // Overlay-format lowers carry their whiteouts as char 0/0 nodes; they are markers, not files.
+      for (const w of ld.whiteouts ?? []) {
+        const host = safeHostPath(path, w);
+        const r = host === undefined ? undefined : lstatRec(host);
+        if (host !== undefined && r !== undefined && isOverlayWhiteout(r)) unlinkSync(host);
+      }
+      first = false;
+    }
+  }
+
+  async snapshot(rootfs: Rootfs, options: SnapshotOptions = {}): Promise<ChangeSet> {
+    const rf = asWalk(rootfs);
+    const ignore = ignoreSet([...rf.ignore], options.ignore);
+    const now = scanTree(rf.path, { noDescend: ignore });
+    const old = rf.index;
+    const changed: string[] = [];
+    const opaqueDirs: string[] = [];
+    const deletions: string[] = [];
+    for (const [rel, r] of now) {
+      const ig = underIgnored(rel, ignore);
+      if (ig === 'inside') continue;
+      const o = old.get(rel);
+      // An ignored directory's only changes come from its (ignored) contents or from being a mount point.
+      if (ig === 'self' && r.type === 'dir') continue;
+      if (o === undefined) {
+        if (ig === 'self' && isMountPointArtifact(`${rf.path}/${rel}`, r)) continue;
+        changed.push(rel);
+        continue;
+      }
+      if (sameStat(o, r)) continue;
+      changed.push(rel);
+      // A directory that replaced something else hides all of it (as overlayfs marks it opaque).
+      if (r.type === 'dir' && (o.type !== 'dir' || o.ino !== r.ino || o.birthNs !== r.birthNs)) opaqueDirs.push(rel);
+    }
+    for (const rel of old.keys()) {
+      if (!now.has(rel) && underIgnored(rel, ignore) !== 'inside') deletions.push(rel);
+    }
+    const paths = new Set(changed);
+    for (const p of [...changed, ...deletions]) for (const a of ancestorsOf(p)) paths.add(a);
+    const entries = await entriesFor(rf.path, [...paths], now, options.signal);
+    rf.index = now;
+    return { entries, deletions, opaqueDirs };
+  }
+
+  async release(rootfs: Rootfs): Promise<void> {
+    const rf = asWalk(rootfs);
+    rf.released = true;
+    rmSync(rf.workDir, { recursive: true, force: true });
+  }
+}
+
+/** Change-set entries (with xattrs, read in one batch) for the given paths of a scanned tree. */
+export async function entriesFor(root: string, paths: readonly string[], tree: ReadonlyMap<string, StatRec>, signal?: AbortSignal): Promise<ChangeEntry[]> {
+  const present = paths.filter((p) => tree.has(p));
+  const { xattrs } = await readXattrs(present.map((p) => `${root}/${p}`), signal);
+  const out: ChangeEntry[] = [];
+  for (const p of present) {
+    const e = toChangeEntry(p, `${root}/${p}`, tree.get(p)!, xattrs.get(`${root}/${p}`));
+    if (e) out.push(e);
+  }
+  return out;
+}
+
+function asWalk(r: Rootfs): WalkRootfs {
+  if (!(r instanceof WalkRootfs)) throw new StowageError('snapshot/wrong-rootfs', 'this rootfs was not prepared by the walk snapshotter');
+  if (r.released) throw new StowageError('snapshot/released', 'this rootfs was already released');
+  return r;
+}

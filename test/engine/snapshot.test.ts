@@ -1,0 +1,265 @@
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import type { ChangeSet } from '../../src/engine/layer/changeset.js';
+import { readTar } from '../../src/engine/layer/tar-reader.js';
+import { writeLayer } from '../../src/engine/layer/writer.js';
+import { OverlaySnapshotter, WalkSnapshotter, detectSnapshotter, probeOverlay, type Rootfs, type Snapshotter } from '../../src/engine/snapshot/index.js';
+import { scanTree, toChangeEntry } from '../../src/engine/snapshot/scan.js';
+import type { Layer } from '../../src/image/blob.js';
+import { UnpackedLayerStore } from '../../src/store/unpacked-layers.js';
+import { DirBlobStore, tempDir } from './layer-helpers.js';
+
+const isRoot = process.getuid?.() === 0;
+const overlayWhy = probeOverlay();
+const BASE_NS = 1_000_000_000_123_456_789n;
+const EPOCH = 1_500_000_000;
+
+interface TarRow {
+  name: string;
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtimeNs: bigint;
+  linkname: string;
+  dev: string;
+  xattrs: string;
+  body: string;
+}
+
+async function rows(store: DirBlobStore, changes: ChangeSet): Promise<TarRow[]> {
+  const r = await writeLayer(changes, store, { clampMtime: EPOCH });
+  const out: TarRow[] = [];
+  for await (const e of readTar([gunzipSync(readFileSync(store.pathOf(r.descriptor.digest)))])) {
+    const parts: Buffer[] = [];
+    await e.content((c) => parts.push(Buffer.from(c)));
+    const h = e.header;
+    const xattrs = Object.keys(h.xattrs).sort().map((k) => `${k}=${h.xattrs[k]!.toString('hex')}`).join(',');
+    out.push({ name: h.name, type: h.typeflag, mode: h.mode, uid: h.uid, gid: h.gid, mtimeNs: h.mtimeNs, linkname: h.linkname, dev: `${h.devMajor},${h.devMinor}`, xattrs, body: Buffer.concat(parts).toString() });
+  }
+  return out;
+}
+
+function setxattr(path: string, name: string, hex: string): void {
+  execFileSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]))', path, name, hex]);
+}
+
+/** Base tree for layer 1, all mtimes old (so clamping leaves them exact). */
+function makeBase(dir: string): void {
+  const files: Record<string, string> = {
+    'bin/sh': '#!sh',
+    'bin/tool': 'tool',
+    'bin/ping': 'ping',
+    'etc/base.conf': 'a=1\n',
+    'etc/motd': 'hello',
+    'home/user/file': 'mine',
+    'var/cache/a/b': 'cached',
+    'srv/data/x': 'x',
+    'gone/file': 'g',
+    'opq/old': 'old',
+  };
+  for (const [p, c] of Object.entries(files)) {
+    mkdirSync(join(dir, p, '..'), { recursive: true });
+    writeFileSync(join(dir, p), c);
+  }
+  chmodSync(join(dir, 'bin/sh'), 0o755);
+  mkdirSync(join(dir, 'proc'));
+}
+
+function changesOfTree(root: string): ChangeSet {
+  const entries = [];
+  for (const [rel, r] of scanTree(root)) {
+    const e = toChangeEntry(rel, join(root, rel), r, undefined);
+    if (e) entries.push({ ...e, mtimeNs: BASE_NS });
+  }
+  return { entries, deletions: [], opaqueDirs: [] };
+}
+
+type Step = { name: string; run: (root: string) => void; expect: (rows: TarRow[]) => void };
+const names = (rs: TarRow[]): string[] => rs.map((r) => r.name);
+
+const STEPS: Step[] = [
+  {
+    name: 'create',
+    run: (r) => {
+      writeFileSync(join(r, 'etc/new.conf'), 'new');
+      mkdirSync(join(r, 'opt/app'), { recursive: true });
+      writeFileSync(join(r, 'opt/app/main'), 'main');
+    },
+    expect: (rs) => assert.deepEqual(names(rs), ['etc/', 'etc/new.conf', 'opt/', 'opt/app/', 'opt/app/main']),
+  },
+  {
+    name: 'modify',
+    run: (r) => appendFileSync(join(r, 'etc/base.conf'), 'b=2\n'),
+    expect: (rs) => {
+      assert.deepEqual(names(rs), ['etc/', 'etc/base.conf']);
+      assert.equal(rs[1]!.body, 'a=1\nb=2\n');
+    },
+  },
+  {
+    name: 'chmod and chown',
+    run: (r) => {
+      chmodSync(join(r, 'etc/base.conf'), 0o600);
+      chownSync(join(r, 'home/user/file'), 1000, 1001);
+    },
+    expect: (rs) => {
+      assert.deepEqual(names(rs), ['etc/', 'etc/base.conf', 'home/', 'home/user/', 'home/user/file']);
+      assert.equal(rs[1]!.mode, 0o600);
+      assert.equal(rs[4]!.uid, 1000);
+      assert.equal(rs[4]!.gid, 1001);
+      assert.equal(rs[3]!.mtimeNs, BASE_NS, 'an unchanged parent keeps its exact mtime');
+    },
+  },
+  {
+    name: 'delete file',
+    run: (r) => unlinkSync(join(r, 'bin/tool')),
+    expect: (rs) => assert.deepEqual(names(rs), ['bin/', 'bin/.wh.tool']),
+  },
+  {
+    name: 'delete directory',
+    run: (r) => rmSync(join(r, 'var/cache'), { recursive: true }),
+    expect: (rs) => assert.deepEqual(names(rs), ['var/', 'var/.wh.cache']),
+  },
+  {
+    name: 'replace directory by file',
+    run: (r) => {
+      rmSync(join(r, 'srv/data'), { recursive: true });
+      writeFileSync(join(r, 'srv/data'), 'now a file');
+    },
+    expect: (rs) => assert.deepEqual(names(rs), ['srv/', 'srv/data']),
+  },
+  {
+    name: 'replace file by directory',
+    run: (r) => {
+      unlinkSync(join(r, 'etc/motd'));
+      mkdirSync(join(r, 'etc/motd'));
+      writeFileSync(join(r, 'etc/motd/x'), 'x');
+    },
+    expect: (rs) => assert.deepEqual(names(rs), ['etc/', 'etc/motd/', 'etc/motd/.wh..wh..opq', 'etc/motd/x']),
+  },
+  {
+    name: 'symlink and hardlink',
+    run: (r) => {
+      symlinkSync('../bin/sh', join(r, 'etc/sh-link'));
+      linkSync(join(r, 'etc/new.conf'), join(r, 'etc/new-hard'));
+    },
+    expect: (rs) => {
+      assert.deepEqual(names(rs), ['etc/', 'etc/new-hard', 'etc/new.conf', 'etc/sh-link']);
+      assert.equal(rs[1]!.type, '0');
+      assert.equal(rs[2]!.type, '1');
+      assert.equal(rs[2]!.linkname, 'etc/new-hard');
+      assert.equal(rs[3]!.linkname, '../bin/sh');
+    },
+  },
+  {
+    name: 'setuid',
+    run: (r) => chmodSync(join(r, 'bin/sh'), 0o4755),
+    expect: (rs) => {
+      assert.deepEqual(names(rs), ['bin/', 'bin/sh']);
+      assert.equal(rs[1]!.mode, 0o4755);
+    },
+  },
+  {
+    name: 'xattr',
+    run: (r) => setxattr(join(r, 'bin/ping'), 'security.capability', '0100000200200000000000000000000000000000'),
+    expect: (rs) => {
+      assert.deepEqual(names(rs), ['bin/', 'bin/ping']);
+      assert.equal(rs[1]!.xattrs, 'security.capability=0100000200200000000000000000000000000000');
+    },
+  },
+  {
+    name: 'injected mount points are ignored',
+    run: (r) => {
+      writeFileSync(join(r, 'etc/resolv.conf'), '');
+      writeFileSync(join(r, 'proc/1'), 'not really');
+      mkdirSync(join(r, 'run/secrets'), { recursive: true });
+      writeFileSync(join(r, 'run/secrets/token'), 'secret');
+    },
+    expect: (rs) => assert.deepEqual(names(rs), ['etc/', 'run/']),
+  },
+  { name: 'no change', run: () => {}, expect: (rs) => assert.deepEqual(names(rs), []) },
+];
+
+describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, overlay whiteouts in lowers)' }, () => {
+  let t: ReturnType<typeof tempDir>;
+  let store: DirBlobStore;
+  let lowers: string[];
+  const results = new Map<string, TarRow[][]>();
+
+  before(async () => {
+    t = tempDir('snap');
+    const blobs = join(t.path, 'blobs');
+    mkdirSync(blobs);
+    store = new DirBlobStore(blobs);
+    const base = join(t.path, 'base');
+    makeBase(base);
+    const l1 = await writeLayer(changesOfTree(base), store);
+    // Layer 2 deletes gone/ and makes opq/ opaque (hiding opq/old), adding opq/new.
+    writeFileSync(join(t.path, 'new'), 'new');
+    const l2 = await writeLayer(
+      {
+        entries: [
+          { path: 'opq', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtimeNs: BASE_NS, size: 0 },
+          { path: 'opq/new', type: 'file', mode: 0o644, uid: 0, gid: 0, mtimeNs: BASE_NS, size: 3, source: join(t.path, 'new') },
+        ],
+        deletions: ['gone'],
+        opaqueDirs: ['opq'],
+      },
+      store,
+    );
+    const unpacked = new UnpackedLayerStore(join(t.path, 'cache'));
+    const layerOf = (r: typeof l1): Layer => ({ descriptor: r.descriptor, diffId: r.diffId, open: () => store.openRead(r.descriptor.digest) });
+    // Two concurrent requests for one layer share a flight.
+    const [d1, d1again] = await Promise.all([unpacked.ensureUnpacked(layerOf(l1)), unpacked.ensureUnpacked(layerOf(l1))]);
+    assert.equal(d1, d1again);
+    lowers = [d1, await unpacked.ensureUnpacked(layerOf(l2))];
+  });
+  after(() => t?.cleanup());
+
+  const runAll = async (s: Snapshotter): Promise<void> => {
+    const rootfs: Rootfs = await s.prepare({ lowers, workDir: join(t.path, `work-${s.kind}`) });
+    try {
+      assert.ok(!existsSync(join(rootfs.path, 'gone')), 'lower whiteout applied');
+      assert.ok(!existsSync(join(rootfs.path, 'opq/old')), 'lower opaque dir applied');
+      assert.equal(readFileSync(join(rootfs.path, 'opq/new'), 'utf8'), 'new');
+      assert.equal(lstatSync(join(rootfs.path, 'etc'), { bigint: true }).mtimeNs, BASE_NS, 'nanosecond mtimes survive unpack and copy');
+      const perStep: TarRow[][] = [];
+      for (const step of STEPS) {
+        step.run(rootfs.path);
+        const changes = await rootfs.snapshot({ ignore: ['/run/secrets'] });
+        const rs = await rows(store, changes);
+        step.expect(rs);
+        perStep.push(rs);
+      }
+      results.set(s.kind, perStep);
+    } finally {
+      await rootfs.release();
+    }
+    assert.ok(!existsSync(join(t.path, `work-${s.kind}`)), 'release removes the work dir');
+  };
+
+  it('walk: each step yields exactly its change', async () => {
+    await runAll(new WalkSnapshotter());
+  });
+
+  it('overlay: each step yields exactly its change', { skip: overlayWhy !== undefined && `overlay unavailable: ${overlayWhy}` }, async () => {
+    await runAll(new OverlaySnapshotter());
+  });
+
+  it('walk and overlay produce the same layer for every step', { skip: overlayWhy !== undefined && 'overlay unavailable' }, () => {
+    const w = results.get('walk');
+    const o = results.get('overlay');
+    assert.ok(w && o, 'both snapshotters ran');
+    for (let i = 0; i < STEPS.length; i++) assert.deepEqual(o[i], w[i], `step ${STEPS[i]!.name}`);
+  });
+
+  it('detectSnapshotter honours explicit choices', () => {
+    assert.equal(detectSnapshotter('walk').kind, 'walk');
+    assert.equal(detectSnapshotter('auto').kind, overlayWhy === undefined ? 'overlay' : 'walk');
+  });
+});
+void utimesSync;
