@@ -1,12 +1,20 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import type { WriteStream } from 'node:fs';
 import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../image/digest.js';
 import { StowageError } from '../util/errors.js';
-import { syncFile } from './blob-store.js';
+
+/**
+ * A write stream on a freshly created file. The file exists when this resolves, so a cleanup
+ * after a failed pipeline cannot race the stream's lazy open and leave the file behind.
+ */
+export async function createExclusiveWriteStream(path: string): Promise<WriteStream> {
+  const fh = await open(path, 'wx', 0o644);
+  return fh.createWriteStream();
+}
 
 /** A temp name next to `finalPath` (same filesystem, so rename is atomic). */
 export function siblingTempPath(finalPath: string): string {
@@ -50,7 +58,7 @@ export async function writeVerifiedFile(
     },
   });
   try {
-    await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), options.signal ? { signal: options.signal } : {});
+    await pipeline(source, meter, await createExclusiveWriteStream(tmp), options.signal ? { signal: options.signal } : {});
     const digest = `sha256:${hash.digest('hex')}`;
     if (digest !== options.expected) throw mismatch('digest-mismatch', `content hashes to ${digest}, expected ${options.expected}`);
     if (size !== options.expectedSize) throw mismatch('size-mismatch', `${options.expected} is ${size} bytes, its descriptor says ${options.expectedSize}`);
@@ -142,5 +150,15 @@ async function isStaleLock(lockPath: string, staleMs: number): Promise<boolean> 
     // Vanished between our create attempt and now: not stale, just retry.
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw e;
+  }
+}
+
+/** Data on disk before the rename makes it visible, so a crash cannot expose a truncated file. */
+export async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { addAbortSignal, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { digestHex, type Digest } from '../image/digest.js';
 import { StowageError } from '../util/errors.js';
+import { createExclusiveWriteStream, syncFile } from './atomic.js';
 import type { BlobInfo, BlobStore } from './types.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -110,7 +110,7 @@ export class FsBlobStore implements BlobStore {
     });
     const input = source instanceof Readable ? source : Readable.from([Buffer.from(source.buffer, source.byteOffset, source.byteLength)]);
     try {
-      await pipeline(input, meter, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), signal ? { signal } : {});
+      await pipeline(input, meter, await createExclusiveWriteStream(tmp), signal ? { signal } : {});
       const digest = `sha256:${hash.digest('hex')}` as Digest;
       if (expected !== undefined && digest !== expected) {
         throw new StowageError('store/digest-mismatch', `content hashes to ${digest}, expected ${expected}`, {
@@ -165,14 +165,4 @@ function sizeMismatch(expected: Digest | undefined, expectedSize: number, got: s
   return new StowageError('store/size-mismatch', `content${expected ? ` for ${expected}` : ''} is ${got} bytes, expected ${expectedSize}`, {
     hint: 'the source sent a different amount of data than its descriptor says; nothing was stored',
   });
-}
-
-/** Data on disk before the rename makes it visible, so a crash cannot expose a truncated blob. */
-export async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

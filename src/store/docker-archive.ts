@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { PassThrough, Transform, Writable, type Readable } from 'node:stream';
@@ -14,7 +14,7 @@ import { buildManifest, type ManifestFormat } from '../image/mutate.js';
 import { parseImageConfig } from '../image/parse.js';
 import type { Descriptor } from '../image/types.js';
 import { StowageError } from '../util/errors.js';
-import { syncFile } from './blob-store.js';
+import { createExclusiveWriteStream, syncFile } from './atomic.js';
 import { openFile } from './layers.js';
 import { indexTar, resolveMember, type TarMember } from './tar-index.js';
 
@@ -121,7 +121,7 @@ export async function writeDockerArchive(file: string, image: Image, options: { 
 
   const tmp = join(dirname(file), `.${basename(file)}.tmp-${randomBytes(6).toString('hex')}`);
   const pack = tar.pack();
-  const out = pipeline(pack, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), signal ? { signal } : {});
+  const out = pipeline(pack, await createExclusiveWriteStream(tmp), signal ? { signal } : {});
   const fill = (async () => {
     const configD: Descriptor = { ...image.manifest.config, size: image.configBytes.byteLength };
     await addVerifiedEntry(pack, configName, bufferStream(image.configBytes), configD, signal);

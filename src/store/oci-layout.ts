@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import type { Blob, Image } from '../image/blob.js';
 import { canonicalJson } from '../image/canonical.js';
 import { digestHex, sha256Digest, type Digest } from '../image/digest.js';
-import { bytesBlob, imageFromBytes, manifestDescriptor } from '../image/image.js';
+import { bytesBlob, imageFromBytes, manifestDescriptor, toOciMediaTypes } from '../image/image.js';
 import { isIndexMediaType, isManifestMediaType, MediaType } from '../image/media-types.js';
 import { buildIndex } from '../image/mutate.js';
 import { parseIndex, parseManifest, sniffManifestKind } from '../image/parse.js';
@@ -132,16 +132,20 @@ export function updateLayoutIndex(existing: ImageIndex | undefined, entry: Descr
  * Adds `image` to the OCI image layout at `dir` under each of `tags`, creating the layout if needed.
  * Blobs go first (each verified and renamed into place), then index.json (temp + rename, under a
  * lock file so concurrent writers to one layout do not lose each other's tags). A crash therefore
- * never leaves an index entry whose blobs are missing. Returns the manifest digest.
+ * never leaves an index entry whose blobs are missing. Docker-typed images are converted to OCI
+ * media types first (tools built on containers/image ignore other entries). Returns the manifest
+ * digest as written.
  */
 export async function writeImageToLayout(
   dir: string,
   image: Image,
   options: { tags: readonly string[]; signal?: AbortSignal; concurrency?: number },
 ): Promise<Digest> {
-  const entry = manifestDescriptor(image, { platform: configPlatform(image.config) });
-  await writeToLayout(dir, [image], entry, image.manifestBytes, options);
-  return image.digest;
+  // containers/image (skopeo, podman, buildah) only sees OCI-typed entries in a layout.
+  const oci = toOciMediaTypes(image);
+  const entry = manifestDescriptor(oci, { platform: configPlatform(oci.config) });
+  await writeToLayout(dir, [oci], entry, oci.manifestBytes, options);
+  return oci.digest;
 }
 
 /**
@@ -153,13 +157,14 @@ export async function writeIndexToLayout(
   images: readonly Image[],
   options: { tags: readonly string[]; signal?: AbortSignal; concurrency?: number; annotations?: Record<string, string> },
 ): Promise<Digest> {
+  const ociImages = images.map(toOciMediaTypes);
   const index = buildIndex(
-    images.map((img) => manifestDescriptor(img, { platform: configPlatform(img.config) })),
+    ociImages.map((img) => manifestDescriptor(img, { platform: configPlatform(img.config) })),
     { format: 'oci', ...(options.annotations ? { annotations: options.annotations } : {}) },
   );
   const bytes = canonicalJson(index);
   const entry: Descriptor = { mediaType: MediaType.OciIndex, digest: sha256Digest(bytes), size: bytes.byteLength };
-  await writeToLayout(dir, images, entry, bytes, options);
+  await writeToLayout(dir, ociImages, entry, bytes, options);
   return entry.digest;
 }
 
