@@ -371,6 +371,35 @@ describe('writes stay inside the rootfs', () => {
   });
 });
 
+describe('extended attributes (best effort, via python3)', () => {
+  const py = (code: string, ...args: string[]) => execFileSync('python3', ['-c', code, ...args], { encoding: 'utf8' });
+  const hasPython = (() => {
+    try {
+      py('pass');
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  it('copies user.* and security.capability (set after chown, which would clear it)', { skip: !hasPython && 'python3 not installed' }, async (t) => {
+    const s = sandbox(t);
+    writeTree(s.ctx, { 'd/ping': 'elf' });
+    const file = join(s.ctx, 'd/ping');
+    // cap_net_raw+ep, as `setcap cap_net_raw+ep` writes it (VFS_CAP_REVISION_2).
+    py(
+      "import os,sys; os.setxattr(sys.argv[1],'user.origin',b'ctx'); os.setxattr(sys.argv[1],'security.capability',bytes.fromhex('0100000200200000000000000000000000000000'))",
+      file,
+    );
+    await copyIntoRootfs(copyOpts(s, { sources: ['d'], dest: '/bin', fromContext: false, chown: { uid: 1, gid: 1 } }));
+    const got = py(
+      "import os,sys; p=sys.argv[1]; print(os.getxattr(p,'user.origin').decode(), os.getxattr(p,'security.capability').hex())",
+      join(s.rootfs, 'bin/ping'),
+    ).trim();
+    assert.equal(got, 'ctx 0100000200200000000000000000000000000000');
+  });
+});
+
 describe('heredoc sources', () => {
   it('are files named after the heredoc, 0644 or --chmod, owned 0:0 or --chown', async (t) => {
     const s = sandbox(t);

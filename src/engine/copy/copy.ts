@@ -3,8 +3,8 @@
  * Every write is resolved inside the rootfs (see in-root.ts); files are written under a temp
  * name and renamed, so an interrupted copy never leaves a partial file under a real name.
  *
- * Not done: extended attributes (Node has no xattr API and the attr tools are not installed;
- * copied files get none). `--link` is an ordinary copy here: the layer is the diff either way.
+ * Extended attributes are copied best effort (see xattrs.ts). `--link` is an ordinary copy here:
+ * the layer is the diff either way.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +16,7 @@ import { createMatcher, parsePatternList, type IgnoreMatcher } from '../context/
 import { compareBytes, resolveSourcesIn, type InlineSource, type ResolvedSource } from '../context/resolve.js';
 import { parseChmod, type ChmodFn } from './chmod.js';
 import { canonicalRoot, mkdirAllInRoot, resolveInRoot, type InRootPath } from './in-root.js';
+import { applyXattrs, type XattrOp } from './xattrs.js';
 
 export type { InlineSource, ResolvedSource } from '../context/resolve.js';
 export type CopySource = ResolvedSource | InlineSource;
@@ -77,6 +78,8 @@ interface Run {
   /** Source (dev:ino) → host path of its first copy, to keep hardlinks. */
   inodes: Map<string, string>;
   parentDirs: { mode: number; uid: number; gid: number };
+  /** Applied once at the end, after owners and modes are final. */
+  xattrs: XattrOp[];
 }
 
 export async function copyIntoRootfs(opts: CopyOptions): Promise<CopyResult> {
@@ -106,6 +109,7 @@ export async function copyIntoRootfs(opts: CopyOptions): Promise<CopyResult> {
       uid: opts.chown?.uid ?? 0,
       gid: opts.chown?.gid ?? 0,
     },
+    xattrs: [],
   };
   const dest = resolveDest(opts.dest, opts.workdir);
   const paths: string[] = [];
@@ -113,6 +117,7 @@ export async function copyIntoRootfs(opts: CopyOptions): Promise<CopyResult> {
     opts.signal.throwIfAborted();
     paths.push(await copyOne(run, src, dest));
   }
+  await applyXattrs(run.xattrs, opts.signal);
   return { paths };
 }
 
@@ -366,7 +371,10 @@ async function copyEntry(
     // Created dirs get the source's metadata; existing nested ones too; the top one keeps its own;
     // a directory reached through a link in the rootfs is merged into, not re-moded.
     const followed = tst !== undefined && tst.isSymbolicLink();
-    if (!followed && (tst === undefined || overwriteMeta)) await applyMeta(run, dir.hostPath, st, 'dir');
+    if (!followed && (tst === undefined || overwriteMeta)) {
+      await applyMeta(run, dir.hostPath, st, 'dir');
+      run.xattrs.push({ kind: 'copy', src: srcHost, dst: dir.hostPath });
+    }
     return;
   }
   const tst = await lstatOrUndefined(target);
@@ -385,6 +393,7 @@ async function copyEntry(
       await applyMeta(run, tmp, st, 'file');
       await fs.rename(tmp, target);
       if (st.nlink > 1) run.inodes.set(key, target);
+      run.xattrs.push({ kind: 'copy', src: srcHost, dst: target });
     } else if (st.isSymbolicLink()) {
       await fs.symlink(await fs.readlink(srcHost), tmp);
       await applyMeta(run, tmp, st, 'symlink');
@@ -395,6 +404,7 @@ async function copyEntry(
       await mknod(st.isFIFO() ? [tmp, 'p'] : [tmp, st.isCharacterDevice() ? 'c' : 'b', String(major), String(minor)], run.opts.signal);
       await applyMeta(run, tmp, st, 'special');
       await fs.rename(tmp, target);
+      run.xattrs.push({ kind: 'copy', src: srcHost, dst: target });
     }
     // Sockets cannot be copied (nor stored in a layer); they are skipped like BuildKit's context transfer does.
   } catch (e) {
