@@ -593,12 +593,19 @@ export function parseRaw(text: string): RawParseResult {
         if (c === '') comments = [];
         else comments.push(c);
       }
+      const directivesBefore = d.parsed.length;
       let line = processLine(d, bytesRead, true, currentLine + 1);
+      // a parser directive is not a comment describing the next instruction
+      if (d.parsed.length > directivesBefore) comments.pop();
       currentLine++;
       const startLine = currentLine;
       let isEnd: boolean;
       [line, isEnd] = trimContinuation(line, d);
-      if (isEnd && line.length === 0) continue;
+      if (isEnd && line.length === 0) {
+        // a blank line detaches comments from the next instruction
+        if (!isComment(bytesRead)) comments = [];
+        continue;
+      }
 
       let hasEmptyContinuation = false;
       while (!isEnd && idx < lines.length) {
