@@ -57,7 +57,12 @@ export interface SpawnSandboxResult {
   outputTail: string[];
   /** Whether bubblewrap reported the child as started (only meaningful with `statusPipe`). */
   childStarted: boolean;
-  /** Everything written to stderr before the child started, capped: bubblewrap's own messages. */
+  /**
+   * The command's exit code as bubblewrap reported it. bubblewrap writes it only when the command
+   * really ran, so its absence (without abort) means the sandbox setup failed.
+   */
+  statusExitCode?: number;
+  /** The first 16 KiB written to stderr (bubblewrap's own messages come first). */
   stderrHead: string;
   /** Set when spawning itself failed (ENOENT for a missing binary). */
   spawnError?: NodeJS.ErrnoException;
@@ -104,7 +109,7 @@ export function spawnSandbox(o: SpawnSandboxOptions): Promise<SpawnSandboxResult
       o.onOutput?.(chunk, 'stdout');
     });
     child.stderr?.on('data', (chunk: Buffer) => {
-      if (!childStarted && stderrHead.length < 16384) stderrHead += chunk.toString('utf8');
+      if (stderrHead.length < 16384) stderrHead += chunk.toString('utf8');
       tail.push(chunk);
       o.onOutput?.(chunk, 'stderr');
     });
@@ -137,7 +142,7 @@ export function spawnSandbox(o: SpawnSandboxOptions): Promise<SpawnSandboxResult
     });
     child.on('close', (code, sig) => {
       const exitCode = statusExit ?? code ?? 128 + (sig ? (SIGNALS[sig] ?? 0) : 0);
-      finish({ exitCode, outputTail: tail.result(), childStarted, stderrHead, aborted });
+      finish({ exitCode, outputTail: tail.result(), childStarted, stderrHead, aborted, ...(statusExit !== undefined ? { statusExitCode: statusExit } : {}) });
     });
     if (o.signal.aborted) kill();
   });

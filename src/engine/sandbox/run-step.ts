@@ -48,6 +48,7 @@
  * Mount points created in the rootfs (targets, /etc/hosts, /proc, /dev placeholders) are removed
  * by `runStep` itself before it returns (see stubs.ts); callers need not clean anything.
  */
+import { accessSync, constants } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -251,6 +252,9 @@ async function runBwrap(ctx: StepContext): Promise<RunStepResult> {
   const hostname = options.hostname ?? DEFAULT_HOSTNAME;
   const asRoot = process.getuid?.() === 0;
   const { uid, gid, supplementaryGids } = options.user;
+  // Checked before anything is spawned, so the error names the tool that is really missing.
+  assertExecutable('bwrap', tools.bwrap);
+  if (asRoot) assertExecutable('setpriv', tools.setpriv);
 
   // Mount points: /proc and /dev placeholders if the image lacks them; targets below /dev and
   // /proc live on bwrap's own tmpfs/proc and need nothing in the rootfs.
@@ -341,11 +345,23 @@ async function runBwrap(ctx: StepContext): Promise<RunStepResult> {
     statusPipe: true,
     dataFds,
   });
+  if (!res.spawnError && !res.aborted && res.statusExitCode === undefined && /^bwrap: execvp /m.test(res.stderrHead)) {
+    // The sandbox was fine; the command does not exist in the image. Report it like a shell would.
+    return { exitCode: 127, outputTail: res.outputTail };
+  }
   return finish(res, options.signal, () => {
     if (res.spawnError) return missingToolError(file === tools.setpriv ? 'setpriv' : 'bwrap', file, res.spawnError);
-    if (!res.childStarted) return explainBwrapFailure(res.stderrHead, asRoot);
+    if (res.statusExitCode === undefined) return explainBwrapFailure(res.stderrHead, asRoot);
     return undefined;
   });
+}
+
+function assertExecutable(tool: keyof HostTools, file: string): void {
+  try {
+    accessSync(file, constants.X_OK);
+  } catch (e) {
+    throw missingToolError(tool, file, e);
+  }
 }
 
 function finish(res: SpawnSandboxResult, signal: AbortSignal, failure: () => StowageError | undefined): RunStepResult {
@@ -401,6 +417,8 @@ async function runWithoutNamespaces(ctx: StepContext & { isolation: 'chroot' | '
   let args: string[];
   let cwd: string | undefined;
   if (ctx.isolation === 'chroot') {
+    assertExecutable('nsenter', tools.nsenter);
+    if (asRoot) assertExecutable('setpriv', tools.setpriv);
     const enter = [tools.nsenter, `--root=${rootfs}`, `--wdns=${ctx.cwd}`, ...(uid !== 0 ? [`--setuid=${uid}`] : []), '--', ...options.argv];
     if (asRoot) {
       file = tools.setpriv;
