@@ -27,6 +27,7 @@ import type {
   SnapshotterPort,
   StageResult,
   StageRootfs,
+  UnpackedLayer,
   UnpackedLayersPort,
 } from './instructions/types.js';
 
@@ -122,7 +123,7 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
     if (!p) {
       p = (async () => {
         const image = await ports.images.resolve(ref, req.platform, sig);
-        const lowers: string[] = [];
+        const lowers: UnpackedLayer[] = [];
         for (const l of image.layers) lowers.push(await ports.unpacked.ensureUnpacked(l, sig));
         const rootfs = await ports.snapshotter.prepare({ lowers, signal: sig });
         prepared.push(rootfs);
@@ -315,7 +316,7 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
   const pusher = new Pusher({ client });
   const unpacked = new UnpackedLayerStore(o.cacheDir);
   const snapshotter = await snapshot.createSnapshotter({ kind: o.snapshotter, workRoot: join(o.cacheDir, 'work'), signal: o.signal });
-  const isolation = o.isolation === 'auto' ? (await sandbox.detectIsolation()).isolation : o.isolation;
+  const isolation = o.isolation === 'auto' ? (await sandbox.detectIsolation(o.signal)).isolation : o.isolation;
   const pulled = new Map<string, Promise<Image>>();
   const registryImages: ImageSource = {
     resolve(ref, platform, signal) {

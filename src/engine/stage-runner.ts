@@ -15,7 +15,7 @@ import type { HistoryEntry, ImageConfig, Platform } from '../image/types.js';
 import { appendHistory, appendLayer, patchConfig, patchImageConfig, type ImageDraft } from '../image/mutate.js';
 import { imageFromParts } from '../image/image.js';
 import type { Dockerfile, Instruction, Stage } from '../dockerfile/types.js';
-import { initialStageState, type StageState } from '../dockerfile/stage-env.js';
+import { initialStageState, stageStartConfigPatch, type StageState } from '../dockerfile/stage-env.js';
 import { StowageError } from '../util/errors.js';
 import type {
   BuildEvent,
@@ -26,6 +26,7 @@ import type {
   SnapshotterPort,
   StageResult,
   StageRootfs,
+  UnpackedLayer,
   UnpackedLayersPort,
 } from './instructions/types.js';
 import type { BlobStore } from '../store/types.js';
@@ -72,6 +73,8 @@ export interface BuildStageRequest {
   baseImage: Image;
   /** Stage-env state inherited from a base stage (its ARGs), when FROM names a stage. */
   inheritedState?: StageState;
+  /** `--target` name for the TARGETSTAGE arg. */
+  targetStage?: string;
   /** ONBUILD triggers to run right after FROM (already taken from the base config). */
   onbuildTriggers: Instruction[];
   ports: StagePorts;
@@ -83,6 +86,8 @@ export interface StepEnvironment {
   rootfs: StageRootfs;
   dockerfilePath: string;
   stageIndex: number;
+  /** The Dockerfile's escape character, for expanding words. */
+  escape: string;
   ports: StagePorts;
   options: StageOptions;
 }
@@ -103,23 +108,24 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
   signal.throwIfAborted();
   options.onEvent?.({ type: 'stage-start', stage: stage.index, ...(stage.name ? { name: stage.name } : {}), base: baseLabel(req) });
 
-  const lowers: string[] = [];
+  const lowers: UnpackedLayer[] = [];
   for (const layer of req.baseImage.layers) lowers.push(await ports.unpacked.ensureUnpacked(layer, signal));
   const rootfs = await ports.snapshotter.prepare({ lowers, signal });
   try {
-    let config: ImageConfig = req.baseImage.config;
-    // BuildKit clears inherited triggers: grandchildren must not run them again (A20).
-    if (config.config?.OnBuild !== undefined) config = patchConfig(config, { OnBuild: undefined });
-    let draft: ImageDraft<Layer> = { config, layers: [...req.baseImage.layers] };
+    const escape = req.dockerfile.directives.escape;
     let state: StageState = initialStageState({
-      dockerfile: req.dockerfile,
-      stage,
-      baseConfig: config,
+      baseConfig: req.baseImage.config,
       ...(req.inheritedState !== undefined ? { inherited: req.inheritedState } : {}),
       buildArgs: options.buildArgs,
       platform: options.platform,
+      metaArgs: req.dockerfile.metaArgs,
+      stage,
+      escape,
+      ...(req.targetStage !== undefined ? { targetStage: req.targetStage } : {}),
     });
-    const env: StepEnvironment = { rootfs, dockerfilePath: req.dockerfilePath, stageIndex: stage.index, ports, options };
+    // PATH ensured (A8) and inherited ONBUILD triggers cleared so grandchildren don't re-run them (A20).
+    let draft: ImageDraft<Layer> = { config: patchConfig(req.baseImage.config, stageStartConfigPatch(state)), layers: [...req.baseImage.layers] };
+    const env: StepEnvironment = { rootfs, dockerfilePath: req.dockerfilePath, stageIndex: stage.index, escape, ports, options };
     const created = createdTime(options);
     for (const instr of [...req.onbuildTriggers, ...stage.instructions]) {
       signal.throwIfAborted();
@@ -140,13 +146,24 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
       options.onEvent?.({ type: 'step-done', stage: stage.index, line, ...(out.layer ? { layer: out.layer.descriptor.digest } : {}) });
     }
     const platformFields: Partial<ImageConfig> = { created, architecture: options.platform.architecture, os: options.platform.os, variant: options.platform.variant };
-    const image = imageFromParts({ config: patchImageConfig(draft.config, platformFields), layers: draft.layers, format: 'oci' });
+    const image = imageFromParts({ config: finalizeConfig(patchImageConfig(draft.config, platformFields)), layers: draft.layers, format: 'oci' });
     options.onEvent?.({ type: 'stage-done', stage: stage.index, digest: image.digest });
     return { image, rootfsDir: rootfs.path, rootfs, finalState: state, ...(stage.name !== undefined ? { name: stage.name } : {}) };
   } catch (e) {
     await rootfs.release().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * BuildKit serialises the container config with `omitempty`: a reset CMD/ENTRYPOINT or cleared
+ * OnBuild is absent, not `null`.
+ */
+export function finalizeConfig(config: ImageConfig): ImageConfig {
+  const cc = config.config ?? {};
+  const drop = Object.entries(cc).filter(([, v]) => v === null || v === undefined || (Array.isArray(v) && v.length === 0 && v !== cc.Env));
+  if (drop.length === 0) return config;
+  return patchConfig(config, Object.fromEntries(drop.map(([k]) => [k, undefined])));
 }
 
 /** BuildKit's marker on every history entry it writes. */

@@ -37,7 +37,7 @@ export async function copyFiles(
 ): Promise<void> {
   const { rootfs, ports } = env;
   const signal = env.options.signal;
-  const expand = (word: string) => expandInStage(state, word);
+  const expand = (word: string) => expandInStage(state, word, { escape: env.escape });
   const workdir = config.config?.WorkingDir || '/';
   const dest = expand(instr.dest);
   const chown = instr.chown ? await resolveChown(rootfs.path, expand(instr.chown)) : undefined;

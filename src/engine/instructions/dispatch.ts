@@ -36,7 +36,7 @@ export async function executeInstruction(instr: Instruction, state: StageState, 
     case 'healthcheck':
     case 'onbuild':
     case 'maintainer':
-      return metadataOutcome(applyMetadataInstruction(state, instr, { platform: env.options.platform }));
+      return metadataOutcome(applyMetadataInstruction(state, instr, { platform: env.options.platform }), env);
     case 'from':
       // FROM is consumed by the stage analysis; a stage's instruction list never contains one.
       throw new Error('FROM inside a stage body');
@@ -45,7 +45,7 @@ export async function executeInstruction(instr: Instruction, state: StageState, 
   }
 }
 
-function metadataOutcome(r: ReturnType<typeof applyMetadataInstruction>): StepOutcome {
+function metadataOutcome(r: ReturnType<typeof applyMetadataInstruction>, _env: StepEnvironment): StepOutcome {
   return {
     state: r.state,
     configPatch: r.configPatch,

@@ -4,8 +4,8 @@
  * points the sandbox created are removed by it before the snapshot, and the mount targets are also
  * excluded from the snapshot, so neither ends up in the layer.
  */
-import type { RunInstruction } from '../../dockerfile/types.js';
-import { historyFor, runEnvironment, type StageState } from '../../dockerfile/stage-env.js';
+import type { MountSpec, RunInstruction } from '../../dockerfile/types.js';
+import { expandInStage, historyFor, runEnvironment, type StageState } from '../../dockerfile/stage-env.js';
 import type { ImageConfig } from '../../image/types.js';
 import { StowageError } from '../../util/errors.js';
 import { resolveUser } from '../passwd.js';
@@ -31,13 +31,14 @@ export async function executeRun(instr: RunInstruction, state: StageState, confi
   } catch (e) {
     throw withLocation(e, where);
   }
-  const command = runCommandArgv(instr, shell);
+  const command = runCommandArgv({ command: instr.command, heredocs: instr.heredocs }, shell);
   const processEnv: string[] = [...runEnvironment(state)];
+  // runc sets HOME from the passwd entry when the image env has none (A13).
   if (!processEnv.some((kv) => kv.startsWith('HOME='))) processEnv.push(`HOME=${user.home || '/'}`);
 
   let mounts;
   try {
-    mounts = await mapRunMounts(instr.mounts ?? [], {
+    mounts = await mapRunMounts(instr.mounts.map((m) => expandMount(m, state, env.escape)), {
       rootfs: rootfs.path,
       workdir: cwd,
       contextDir: ports.context.dir,
@@ -50,8 +51,11 @@ export async function executeRun(instr: RunInstruction, state: StageState, confi
     throw withLocation(e, where);
   }
   const allMounts = [...command.mounts, ...mounts.mounts];
+  processEnv.push(...mounts.env);
   const network = instr.network && instr.network !== 'default' ? instr.network : options.network;
-  const res = await ports.sandbox.runStep({
+  let res;
+  try {
+    res = await ports.sandbox.runStep({
     rootfs: rootfs.path,
     argv: command.argv,
     env: processEnv,
@@ -62,8 +66,12 @@ export async function executeRun(instr: RunInstruction, state: StageState, confi
     signal: options.signal,
     tailLines: OUTPUT_TAIL_LINES,
     onOutput: (chunk, stream) => options.onEvent?.({ type: 'output', stage: env.stageIndex, line: instr.range.start.line, chunk, stream }),
-  });
-  await mounts.release?.();
+    });
+  } catch (e) {
+    throw withLocation(e, where);
+  } finally {
+    await mounts.release();
+  }
   if (res.exitCode !== 0) {
     const shown = command.argv.join(' ');
     const tail = res.outputTail.length > 0 ? `\nlast output:\n${res.outputTail.map((l) => `  ${l}`).join('\n')}` : '\n(the command printed nothing)';
@@ -74,6 +82,17 @@ export async function executeRun(instr: RunInstruction, state: StageState, confi
   }
   const layer = await commitLayer(env, { ignore: allMounts.map((m) => m.target) });
   return { state, layer, history: { createdBy: historyFor(instr, state), emptyLayer: false } };
+}
+
+/** `--mount` option values are expanded with the stage env, except `from` (A5). */
+function expandMount(m: MountSpec, state: StageState, escape: string): MountSpec {
+  const x = (v: string | undefined) => (v === undefined ? undefined : expandInStage(state, v, { escape }));
+  const out: MountSpec = { ...m };
+  for (const key of ['source', 'target', 'id', 'env'] as const) {
+    const v = x(m[key]);
+    if (v !== undefined) out[key] = v;
+  }
+  return out;
 }
 
 function stageRootfsFor(ref: string, env: StepEnvironment): Promise<string> {

@@ -17,10 +17,13 @@ export interface StageRootfs {
   release(): Promise<void>;
 }
 
+/** An unpacked layer: a directory, plus its deletions as data when the unpacker recorded them. */
+export type UnpackedLayer = string | { path: string; whiteouts?: readonly string[]; opaqueDirs?: readonly string[] };
+
 export interface SnapshotterPort {
   readonly name: string;
   /** A writable rootfs whose initial content is the given unpacked layers (bottom first). */
-  prepare(options: { lowers: string[]; signal: AbortSignal }): Promise<StageRootfs>;
+  prepare(options: { lowers: UnpackedLayer[]; signal: AbortSignal }): Promise<StageRootfs>;
 }
 
 export interface LayerWriterPort {
@@ -29,7 +32,7 @@ export interface LayerWriterPort {
 }
 
 export interface UnpackedLayersPort {
-  ensureUnpacked(layer: Layer, signal: AbortSignal): Promise<string>;
+  ensureUnpacked(layer: Layer, signal: AbortSignal): Promise<UnpackedLayer>;
 }
 
 export interface SandboxUser {
