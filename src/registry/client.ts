@@ -30,6 +30,7 @@ import {
   looksLikeHtml,
   networkError,
   retryDelayMs,
+  authenticationRequired,
   unknownHost,
   wrongCredentials,
   type RegistryErrorContext,
@@ -117,6 +118,11 @@ async function dump(body: Readable): Promise<void> {
   } catch {
     body.destroy();
   }
+}
+
+/** A transient status outside `request` (ping, token fetch), retried like a network error. */
+function retryableStatus(status: number): Error {
+  return Object.assign(new Error(`HTTP ${status}`), { code: `HTTP ${status}`, retryable: true });
 }
 
 function hostOnly(hostPort: string): string {
@@ -271,11 +277,14 @@ export class RegistryClient {
           }
           return c;
         }
-        if (looksLikeHtml(text, header({ headers: res.headers }, 'content-type')) || res.statusCode === 404) {
-          throw httpError({ ...ctx, action: `${ctx.action} (probing /v2/)` }, res.statusCode, text.startsWith('<') ? text : '<html>', 'text/html');
+        const probeCtx = { ...ctx, action: `${ctx.action} (probing /v2/)` };
+        if (res.statusCode === 404 && !looksLikeHtml(text, header({ headers: res.headers }, 'content-type'))) {
+          throw new StowageError('registry/not-a-registry', `${registry}: ${probeCtx.action} failed: the server has no registry API at /v2/ (HTTP 404)`, {
+            hint: `check that ${registry} is a container registry and that the address and port are right`,
+          });
         }
-        if (classifyStatus(res.statusCode, { hasBody: false }).kind === 'retry') throw Object.assign(new Error(`HTTP ${res.statusCode}`), { code: 'ECONNRESET' });
-        throw httpError({ ...ctx, action: `${ctx.action} (probing /v2/)` }, res.statusCode, text, header({ headers: res.headers }, 'content-type'));
+        if (classifyStatus(res.statusCode, { hasBody: false }).kind === 'retry') throw retryableStatus(res.statusCode);
+        throw httpError(probeCtx, res.statusCode, text, header({ headers: res.headers }, 'content-type'));
       });
       // A failed ping is not cached: the next request probes again.
       h.ping.catch(() => {
@@ -359,8 +368,8 @@ export class RegistryClient {
         res = await this.exchange(u, { method: 'GET', headers: creds ? { authorization: basicAuthorization(creds) } : {} }, tokenCtx, signal);
       }
       const text = (await readBody(res.body, 1024 * 1024)).toString('utf8');
-      if (res.statusCode === 401 || res.statusCode === 403) throw wrongCredentials({ ...ctx, action: ctx.action });
-      if (classifyStatus(res.statusCode, { hasBody: false }).kind === 'retry') throw Object.assign(new Error(`token HTTP ${res.statusCode}`), { code: 'ECONNRESET' });
+      if (res.statusCode === 401 || res.statusCode === 403) throw creds ? wrongCredentials(ctx) : authenticationRequired(ctx);
+      if (classifyStatus(res.statusCode, { hasBody: false }).kind === 'retry') throw retryableStatus(res.statusCode);
       if (res.statusCode !== 200) throw httpError(tokenCtx, res.statusCode, text, header({ headers: res.headers }, 'content-type'));
       let parsed: { token?: string; access_token?: string; expires_in?: number };
       try {
@@ -444,7 +453,7 @@ export class RegistryClient {
           auth = await this.authorization(req.registry, scopes, ctx, req.counter, signal, true);
           continue;
         }
-        throw wrongCredentials(ctx);
+        throw auth.hadCredentials ? wrongCredentials(ctx) : authenticationRequired(ctx);
       }
       if (followRedirects && status >= 300 && status < 400 && header(response, 'location')) {
         await dump(res.body);

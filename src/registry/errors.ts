@@ -91,6 +91,7 @@ const RETRYABLE_NETWORK_CODES = new Set([
 export function isRetryableNetworkError(e: unknown): boolean {
   for (let cur: unknown = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
     const code = (cur as { code?: unknown }).code;
+    if ((cur as { retryable?: unknown }).retryable === true) return true;
     if (typeof code === 'string' && RETRYABLE_NETWORK_CODES.has(code)) return true;
     if (cur instanceof Error && /other side closed|socket hang up|premature close/i.test(cur.message)) return true;
   }
@@ -182,6 +183,13 @@ export function httpError(ctx: RegistryErrorContext, status: number, text: strin
 export function wrongCredentials(ctx: RegistryErrorContext): StowageError {
   return new StowageError('registry/unauthorized', `${where(ctx)}: ${ctx.action} failed: the registry rejected the credentials (HTTP 401)`, {
     hint: `check the username and password for ${ctx.registry} in your docker config ('docker login ${ctx.registry}'), or that the repository exists and you may access it`,
+  });
+}
+
+/** A 401 when we had no credentials to offer. */
+export function authenticationRequired(ctx: RegistryErrorContext): StowageError {
+  return new StowageError('registry/unauthorized', `${where(ctx)}: ${ctx.action} failed: the registry requires authentication and no credentials were found for ${ctx.registry}`, {
+    hint: `log in with 'docker login ${ctx.registry}' (stowage reads $DOCKER_CONFIG or ~/.docker/config.json), or check the repository name`,
   });
 }
 

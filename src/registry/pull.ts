@@ -180,7 +180,7 @@ async function fetchBlobAt(client: RegistryClient, e: Endpoint, desc: Descriptor
           received += b.length;
           if (received > desc.size) throw sizeMismatch(ctx, desc.size, received);
           hash.update(b);
-          if (!sink.write(b)) await new Promise<void>((resolve) => sink.once('drain', resolve));
+          if (!sink.write(b)) await drained(sink, stored);
         }
         break;
       } catch (err) {
@@ -201,6 +201,25 @@ async function fetchBlobAt(client: RegistryClient, e: Endpoint, desc: Descriptor
     await stored.catch(() => {});
     throw err;
   }
+}
+
+/** Waits for the store to take more bytes, or for it to fail (which also stops us). */
+async function drained(sink: PassThrough, stored: Promise<unknown>): Promise<void> {
+  await Promise.race([
+    new Promise<void>((resolve, reject) => {
+      const done = () => {
+        sink.off('close', closed);
+        resolve();
+      };
+      const closed = () => {
+        sink.off('drain', done);
+        reject(new Error('the blob store stopped reading'));
+      };
+      sink.once('drain', done);
+      sink.once('close', closed);
+    }),
+    stored.then(() => {}),
+  ]);
 }
 
 // ---- images ----

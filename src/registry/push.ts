@@ -238,7 +238,23 @@ export class Pusher {
     digest: Digest,
     signal?: AbortSignal,
   ): Promise<{ kind: 'mounted' } | { kind: 'session'; location: string } | { kind: 'refused' }> {
-    const res = await this.client.request(
+    let res: RegistryResponse;
+    try {
+      res = await this.mountRequest(state, registry, repository, from, digest, signal);
+    } catch (e) {
+      // Docker Hub refuses a token whose scopes name a repo we may not pull (REGISTRY.md §5):
+      // a mount is an optimisation, so fall back to uploading.
+      if (e instanceof StowageError && (e.code === 'registry/unauthorized' || e.code === 'registry/denied')) return { kind: 'refused' };
+      throw e;
+    }
+    res.body.resume();
+    if (res.status === 201) return { kind: 'mounted' };
+    if (res.status === 202 && header(res, 'location')) return { kind: 'session', location: new URL(header(res, 'location')!, res.url).toString() };
+    return { kind: 'refused' };
+  }
+
+  private mountRequest(state: RegistryState, registry: string, repository: string, from: string, digest: Digest, signal?: AbortSignal): Promise<RegistryResponse> {
+    return this.client.request(
       {
         registry,
         repository,
@@ -252,10 +268,6 @@ export class Pusher {
       },
       signal,
     );
-    res.body.resume();
-    if (res.status === 201) return { kind: 'mounted' };
-    if (res.status === 202 && header(res, 'location')) return { kind: 'session', location: new URL(header(res, 'location')!, res.url).toString() };
-    return { kind: 'refused' };
   }
 
   private async headBlob(state: RegistryState, registry: string, repository: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {

@@ -1,7 +1,5 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { startRegistry, type TestRegistry, type RegistryAuth } from '../helpers/registry.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { staticCredentials } from '../../src/registry/auth.js';
@@ -12,7 +10,6 @@ import { isMountable, isFileBacked } from '../../src/image/blob.js';
 import { StowageError } from '../../src/util/errors.js';
 import { makeImage, randomLayer, tempStore } from './fixtures.js';
 
-const run = promisify(execFile);
 const noCreds = async () => undefined;
 
 function clientFor(reg: TestRegistry, creds = true): RegistryClient {
@@ -86,6 +83,19 @@ for (const auth of ['none', 'htpasswd', 'token'] as RegistryAuth[]) {
           );
         } finally {
           await client.close();
+        }
+        const anonymous = new RegistryClient({ credentials: noCreds });
+        const { store, cleanup } = await tempStore();
+        try {
+          await assert.rejects(pullImage(parseReference(`${reg.host}/rt/app:v1`), { client: anonymous, store }), (e: unknown) => {
+            assert.ok(e instanceof StowageError);
+            assert.equal(e.code, 'registry/unauthorized');
+            assert.match(e.message, new RegExp(`^${reg.host}/rt/app: .*no credentials were found for ${reg.host}$`));
+            return true;
+          });
+        } finally {
+          await anonymous.close();
+          await cleanup();
         }
       });
     }
