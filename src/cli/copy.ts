@@ -155,7 +155,7 @@ export async function runCopy(argv: string[], io: CopyIo = { stdout: process.std
   const dstArchive = options.dst.kind === 'docker-archive' ? archive.parseDockerArchiveReference(options.dst.text) : undefined;
 
   const controller = new AbortController();
-  const onSigint = () => controller.abort(new StowageError('interrupted', 'interrupted'));
+  const onSigint = () => controller.abort(new StowageError('copy/interrupted', 'copy interrupted (SIGINT); nothing was tagged at the destination unless the copy had finished', { hint: 'run the same command again; blobs already copied are reused' }));
   const outer = io.signal;
   outer?.addEventListener('abort', () => controller.abort(outer.reason), { once: true });
   process.once('SIGINT', onSigint);

@@ -207,3 +207,41 @@ describe('chunked uploads and cancellation', () => {
     }
   });
 });
+
+describe('redirects', () => {
+  test('blob GETs follow a redirect to another origin without sending Authorization there', async () => {
+    const authed = await startRegistry({ auth: 'htpasswd' });
+    const open = await startRegistry();
+    const front = await startFaultProxy({ upstream: authed.url });
+    const storage = await startFaultProxy({ upstream: open.url });
+    const client = new RegistryClient({ credentials: async () => ({ username: authed.username, password: authed.password }) });
+    const { store, cleanup } = await tempStore();
+    try {
+      const layer = await randomLayer(10_000);
+      const image = makeImage([layer]);
+      await pushImage(image, { registry: authed.host, repository: 'redir/app', tags: ['t'] }, { client });
+      // The "storage backend" (another origin) holds the same bytes, like S3 behind a registry.
+      await pushImage(image, { registry: open.host, repository: 'redir/app', tags: ['t'] }, { client });
+      front.addRule({
+        method: 'GET',
+        path: new RegExp(`/blobs/${layer.descriptor.digest}`),
+        action: { kind: 'respond', status: 307, headers: { location: `${storage.url}/v2/redir/app/blobs/${layer.descriptor.digest}` } },
+      });
+      const { image: pulled } = await pullImage(parseReference(`${front.host}/redir/app:t`), { client, store });
+      assert.equal(pulled.digest, image.digest);
+      const redirected = storage.requests.filter((r) => r.path.includes(layer.descriptor.digest));
+      assert.equal(redirected.length, 1);
+      assert.equal(redirected[0]!.status, 200);
+      assert.equal(redirected[0]!.headers.authorization, undefined);
+      // …while the registry itself did get credentials.
+      assert.ok(front.requests.some((r) => r.path.includes('/manifests/') && typeof r.headers.authorization === 'string'));
+    } finally {
+      await cleanup();
+      await client.close();
+      await front.stop();
+      await storage.stop();
+      await authed.stop();
+      await open.stop();
+    }
+  });
+});
