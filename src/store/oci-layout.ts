@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
@@ -68,7 +69,7 @@ async function putBlob(dir: string, blob: Blob, signal: AbortSignal | undefined)
   await writeVerifiedFile(await blob.open(signal), path, {
     expected: digest,
     expectedSize: size,
-    tempPath: join(dir, `.stowage-tmp-${digestHex(digest).slice(0, 16)}-${process.pid}-${Math.random().toString(36).slice(2)}`),
+    tempPath: join(dir, `.stowage-tmp-${digestHex(digest).slice(0, 16)}-${process.pid}-${randomBytes(6).toString('hex')}`),
     ...(signal ? { signal } : {}),
   });
 }
@@ -85,12 +86,16 @@ async function checkWritableLayout(dir: string): Promise<void> {
     }
     throw e;
   }
-  if (names.length === 0) return;
-  if (!names.includes('oci-layout')) {
+  // A layout another writer is creating right now may not have its oci-layout file yet, so a
+  // directory holding only layout entries and our temp/lock files also counts.
+  const layoutish = (n: string) =>
+    n === 'blobs' || n === 'index.json' || n === 'oci-layout' || n.startsWith('.stowage-tmp-') || n.startsWith('.index.json') || n.startsWith('.oci-layout.tmp-');
+  if (!names.every(layoutish)) {
     throw new StowageError('store/not-a-layout', `${dir} is a non-empty directory without an oci-layout file`, {
       hint: 'write OCI layouts into a new or empty directory, or into an existing layout',
     });
   }
+  if (!names.includes('oci-layout')) return;
   const bytes = await readSmallFile(join(dir, 'oci-layout'), 4096, 'oci-layout file');
   let version: unknown;
   try {
@@ -179,6 +184,10 @@ async function writeToLayout(
   for (const tag of options.tags) checkTag(tag, `oci:${dir}:${tag}`);
   await checkWritableLayout(dir);
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+  const layoutFile = join(dir, 'oci-layout');
+  if ((await fileSize(layoutFile)) === undefined) {
+    await writeFileAtomic(layoutFile, canonicalJson({ imageLayoutVersion: LAYOUT_VERSION }));
+  }
 
   const blobs = new Map<Digest, Blob>();
   for (const image of images) {
@@ -194,10 +203,6 @@ async function writeToLayout(
   }
   await putBlob(dir, bytesBlob(entry, entryBytes), signal);
 
-  const layoutFile = join(dir, 'oci-layout');
-  if ((await fileSize(layoutFile)) === undefined) {
-    await writeFileAtomic(layoutFile, canonicalJson({ imageLayoutVersion: LAYOUT_VERSION }));
-  }
   await withLockFile(
     join(dir, '.index.json.lock'),
     async () => {
