@@ -16,7 +16,7 @@ import type { ImageIndex } from '../image/types.js';
 import { isMountable, type Blob, type Image } from '../image/blob.js';
 import { scopesForPush } from './auth.js';
 import { header, readBody, type RegistryClient, type RegistryResponse } from './client.js';
-import { DEFAULT_RETRY_POLICY, isRetryableNetworkError, retryDelayMs, type RetryPolicy } from './errors.js';
+import { DEFAULT_RETRY_POLICY, httpError, isRetryableNetworkError, parseErrorBody, retryDelayMs, type RetryPolicy } from './errors.js';
 
 /** A multi-platform image: an index whose children are the given images. */
 export interface MultiPlatformImage {
@@ -157,18 +157,21 @@ export class Pusher {
     // Blobs: layers of every image, then configs (REGISTRY.md §7).
     const layers = new Map<Digest, Blob>();
     for (const img of images) for (const l of img.layers) if (!layers.has(l.descriptor.digest)) layers.set(l.descriptor.digest, l);
+    const configs = new Map<Digest, Blob>();
+    for (const img of images) configs.set(img.manifest.config.digest, bytesBlob(img.manifest.config.mediaType, img.manifest.config.digest, img.configBytes));
     await Promise.all([...layers.values()].map((b) => this.ensureLinked(registry, repository, b, signal)));
-    await Promise.all(images.map((img) => this.ensureLinked(registry, repository, bytesBlob(img.manifest.config.mediaType, img.manifest.config.digest, img.configBytes), signal)));
+    await Promise.all([...configs.values()].map((b) => this.ensureLinked(registry, repository, b, signal)));
+    const blobs = new Map([...layers, ...configs]);
     // Then child manifests by digest, then the root by tag.
     if (isMultiPlatform(root)) {
-      await Promise.all(images.map((img) => this.putManifest(registry, repository, img.digest.toString(), img.manifest.mediaType, img.manifestBytes, img.digest, signal)));
+      await Promise.all(images.map((img) => this.putManifest(registry, repository, img.digest, img.manifest.mediaType, img.manifestBytes, img.digest, blobs, signal)));
     }
     const rootBytes = isMultiPlatform(root) ? root.indexBytes : root.manifestBytes;
     const rootType = isMultiPlatform(root) ? root.index.mediaType : root.manifest.mediaType;
     if (target.tags.length === 0) {
-      await this.putManifest(registry, repository, root.digest, rootType, rootBytes, root.digest, signal);
+      await this.putManifest(registry, repository, root.digest, rootType, rootBytes, root.digest, blobs, signal);
     }
-    for (const tag of target.tags) await this.putTag(registry, repository, tag, rootType, rootBytes, root.digest, signal);
+    for (const tag of target.tags) await this.putTag(registry, repository, tag, rootType, rootBytes, root.digest, blobs, signal);
     return { registry, repository, tags: target.tags, digest: root.digest };
   }
 
@@ -500,37 +503,76 @@ export class Pusher {
     return ok;
   }
 
-  private async putManifest(registry: string, repository: string, reference: string, mediaType: string, bytes: Uint8Array, digest: Digest, signal?: AbortSignal): Promise<void> {
+  /**
+   * PUTs manifest bytes. On 400 MANIFEST_BLOB_UNKNOWN (a blob we believed linked is gone, e.g.
+   * garbage-collected meanwhile) the named blobs are linked again and the PUT retried once.
+   */
+  private async putManifest(
+    registry: string,
+    repository: string,
+    reference: string,
+    mediaType: string,
+    bytes: Uint8Array,
+    digest: Digest,
+    blobs: ReadonlyMap<Digest, Blob>,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const state = this.state(registry);
-    await state.limit(async () => {
-      const res = await this.client.request(
-        {
-          registry,
-          repository,
-          action: `pushing manifest ${reference}`,
-          method: 'PUT',
-          target: `/v2/${repository}/manifests/${reference}`,
-          scopes: scopesForPush(repository),
-          headers: { 'content-type': mediaType },
-          body: bytes,
-          expect: [201],
-          counter: state.stats,
-        },
-        signal,
-      );
-      res.body.resume();
-      const got = header(res, 'docker-content-digest');
-      if (got !== undefined && got !== digest) {
-        throw new StowageError('registry/digest-mismatch', `${registry}/${repository}: the registry stored manifest ${reference} as ${got}, expected ${digest}`, {
-          hint: 'the registry rewrote the manifest; it may not support this media type',
-        });
-      }
-      state.stats.manifestsPut++;
-    });
+    for (let attempt = 1; ; attempt++) {
+      const missing = await state.limit(async () => {
+        const res = await this.client.request(
+          {
+            registry,
+            repository,
+            action: `pushing manifest ${reference}`,
+            method: 'PUT',
+            target: `/v2/${repository}/manifests/${reference}`,
+            scopes: scopesForPush(repository),
+            headers: { 'content-type': mediaType },
+            body: bytes,
+            expect: attempt === 1 ? [201, 400] : [201],
+            counter: state.stats,
+          },
+          signal,
+        );
+        if (res.status === 400) {
+          const text = (await readBody(res.body, 64 * 1024).catch(() => Buffer.from(''))).toString('utf8');
+          const body = parseErrorBody(text);
+          const unknown = (body?.errors ?? [])
+            .filter((e) => e.code === 'MANIFEST_BLOB_UNKNOWN')
+            .map((e) => (typeof e.detail === 'string' ? e.detail : (e.detail as { digest?: string } | undefined)?.digest))
+            .filter((d): d is string => typeof d === 'string' && blobs.has(d as Digest)) as Digest[];
+          if (unknown.length === 0) throw httpError({ registry, repository, action: `pushing manifest ${reference}` }, 400, text, header(res, 'content-type'));
+          return unknown;
+        }
+        res.body.resume();
+        const got = header(res, 'docker-content-digest');
+        if (got !== undefined && got !== digest) {
+          throw new StowageError('registry/digest-mismatch', `${registry}/${repository}: the registry stored manifest ${reference} as ${got}, expected ${digest}`, {
+            hint: 'the registry rewrote the manifest; it may not support this media type',
+          });
+        }
+        state.stats.manifestsPut++;
+        return [];
+      });
+      if (missing.length === 0) return;
+      // Outside the limit: relinking needs slots of its own.
+      for (const d of missing) state.present.get(d)?.delete(repository);
+      await Promise.all(missing.map((d) => this.ensureLinked(registry, repository, blobs.get(d)!, signal)));
+    }
   }
 
   /** Points `tag` at the root, unless it already does (HEAD by tag). */
-  private async putTag(registry: string, repository: string, tag: string, mediaType: string, bytes: Uint8Array, digest: Digest, signal?: AbortSignal): Promise<void> {
+  private async putTag(
+    registry: string,
+    repository: string,
+    tag: string,
+    mediaType: string,
+    bytes: Uint8Array,
+    digest: Digest,
+    blobs: ReadonlyMap<Digest, Blob>,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const state = this.state(registry);
     const res = await this.client.request(
       {
@@ -552,7 +594,7 @@ export class Pusher {
       state.stats.tagsUnchanged++;
       return;
     }
-    await this.putManifest(registry, repository, tag, mediaType, bytes, digest, signal);
+    await this.putManifest(registry, repository, tag, mediaType, bytes, digest, blobs, signal);
   }
 }
 

@@ -155,3 +155,35 @@ describe('dedup across repositories (token auth)', () => {
     }
   });
 });
+
+describe('manifest PUT with a blob the registry lost', () => {
+  test('MANIFEST_BLOB_UNKNOWN relinks the named blob and retries the PUT once', async () => {
+    const { rm: rmFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const reg = await startRegistry();
+    const client = clientFor(reg);
+    try {
+      const layer = await randomLayer(2000);
+      const image = makeImage([layer]);
+      const pusher = new Pusher({ client });
+      await pusher.push({ registry: reg.host, repository: 'lost/app', tags: ['one'], root: image });
+      // Unlink the layer from the repository behind the Pusher's back (what a GC or an admin might do).
+      const hex = layer.descriptor.digest.slice('sha256:'.length);
+      await rmFile(join(reg.storageDir, 'docker/registry/v2/repositories/lost/app/_layers/sha256', hex), { recursive: true });
+      await pusher.push({ registry: reg.host, repository: 'lost/app', tags: ['two'], root: image });
+      const log = reg.accessLog();
+      const tagPuts = log.filter((e) => e.method === 'PUT' && e.path === '/v2/lost/app/manifests/two');
+      assert.deepEqual(tagPuts.map((e) => e.status), [400, 201]);
+      assert.equal(pusher.stats()[reg.host]!.blobsUploaded, 3); // layer + config, then the layer again
+      const { store, cleanup } = await tempStore();
+      try {
+        assert.equal((await pullImage(parseReference(`${reg.host}/lost/app:two`), { client, store })).image.digest, image.digest);
+      } finally {
+        await cleanup();
+      }
+    } finally {
+      await client.close();
+      await reg.stop();
+    }
+  });
+});
