@@ -113,7 +113,10 @@ async function serve(t: TestContext, files: Record<string, { body: Buffer; lastM
     res.end(f.body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  t.after(() => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  }));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 

@@ -151,6 +151,15 @@ describe('COPY sources', () => {
     await assert.rejects(copyIntoRootfs(copyOpts(s, { sources: ['missing.txt'], dest: '/x' })), isCode('copy/source-not-found'));
   });
 
+  it('a URL is not a COPY source', async (t) => {
+    const s = sandbox(t);
+    await assert.rejects(copyIntoRootfs(copyOpts(s, { sources: ['https://user:pw@example.com/x'], dest: '/x' })), (e: unknown) => {
+      isCode('copy/url-source')(e);
+      assert.doesNotMatch((e as Error).message, /pw/);
+      return true;
+    });
+  });
+
   it('`..` and a leading `/` are cleaned away inside the context', async (t) => {
     const s = sandbox(t);
     writeTree(s.ctx, { 'x.txt': 'inside' });

@@ -59,6 +59,12 @@ export async function resolveSourcesIn(
   const out: ResolvedSource[] = [];
   for (const pattern of patterns) {
     opts.signal?.throwIfAborted();
+    if (/^https?:\/\//i.test(pattern)) {
+      // Never a path: ADD takes URLs through addIntoRootfs (raw strings or { kind: 'url' }).
+      throw new StowageError('copy/url-source', `source can't be a URL for COPY: ${pattern.replace(/\/\/[^/@]*@/, '//')}`, {
+        hint: 'use ADD to download files, or RUN with curl/wget',
+      });
+    }
     if (opts.parents) out.push(...(await resolveParents(root, pattern, opts)));
     else out.push(...(await resolveOne(root, pattern, opts)));
   }

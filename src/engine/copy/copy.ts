@@ -3,8 +3,8 @@
  * Every write is resolved inside the rootfs (see in-root.ts); files are written under a temp
  * name and renamed, so an interrupted copy never leaves a partial file under a real name.
  *
- * Extended attributes are copied best effort (see xattrs.ts). `--link` is an ordinary copy here:
- * the layer is the diff either way.
+ * Extended attributes are copied best effort for `--from` sources (see xattrs.ts and the note at
+ * the call). `--link` is an ordinary copy here: the layer is the diff either way.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -117,7 +117,10 @@ export async function copyIntoRootfs(opts: CopyOptions): Promise<CopyResult> {
     opts.signal.throwIfAborted();
     paths.push(await copyOne(run, src, dest));
   }
-  await applyXattrs(run.xattrs, opts.signal);
+  // Only for `--from` trees (stages and images, where setcap binaries live): a checkout carries
+  // no xattrs worth keeping (git stores none; a host's SELinux labels must not leak into images),
+  // and the batch costs a python3 start per step.
+  if (!opts.fromContext) await applyXattrs(run.xattrs, opts.signal);
   return { paths };
 }
 
@@ -301,10 +304,16 @@ async function copyTree(
 ): Promise<void> {
   const ignore = run.opts.fromContext ? run.opts.ignore : undefined;
   const names = (await fs.readdir(srcHost)).sort(compareBytes);
-  for (const name of names) {
+  const stats = await mapLimit(names, IO_CONCURRENCY, (name) => fs.lstat(path.join(srcHost, name)));
+  const getParent = () => (typeof target === 'function' ? target() : Promise.resolve(target));
+  // Files with a single link are independent of each other: copy those concurrently (the
+  // syscalls queue on libuv's pool); directories, links and hardlinked files go in order.
+  const plainFiles: { name: string; st: Stats; ctx: string; excl: string }[] = [];
+  for (let i = 0; i < names.length; i++) {
     run.opts.signal.throwIfAborted();
+    const name = names[i]!;
+    const st = stats[i]!;
     const childHost = path.join(srcHost, name);
-    const st = await fs.lstat(childHost);
     const childCtx = ctxRel === '.' || ctxRel === '' ? name : `${ctxRel}/${name}`;
     const childExcl = exclRel === '' ? name : `${exclRel}/${name}`;
     const ignored = ignore?.matches(childCtx) ?? false;
@@ -316,20 +325,42 @@ async function copyTree(
         (!excluded || run.excludes!.mayHaveExceptionsUnder(childExcl));
       if (!walk) continue;
       // Walk it, creating the directory only if something below is included.
-      let created: InRootPath | undefined;
-      const ensure = async (): Promise<InRootPath> => {
-        if (created) return created;
-        const parent = typeof target === 'function' ? await target() : target;
-        created = await ensureDir(run, parent, name, st, true);
+      let created: Promise<InRootPath> | undefined;
+      const ensure = (): Promise<InRootPath> => {
+        created ??= getParent().then((parent) => ensureDir(run, parent, name, st, true));
         return created;
       };
       await copyTree(run, childHost, childCtx, childExcl, ensure);
-      if (created) await applyMeta(run, created.hostPath, st, 'dir');
+      if (created) await applyMeta(run, (await created).hostPath, st, 'dir');
       continue;
     }
-    const parent = typeof target === 'function' ? await target() : target;
-    await copyEntry(run, childHost, st, childCtx, childExcl, parent, name, true);
+    if (st.isFile() && st.nlink === 1) {
+      plainFiles.push({ name, st, ctx: childCtx, excl: childExcl });
+      continue;
+    }
+    await copyEntry(run, childHost, st, childCtx, childExcl, await getParent(), name, true);
   }
+  if (plainFiles.length === 0) return;
+  const parent = await getParent();
+  await mapLimit(plainFiles, IO_CONCURRENCY, (f) =>
+    copyEntry(run, path.join(srcHost, f.name), f.st, f.ctx, f.excl, parent, f.name, true),
+  );
+}
+
+/** Enough in-flight file operations to keep libuv's pool busy, bounded so memory stays flat. */
+const IO_CONCURRENCY = 8;
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
 
 /** The directory `name` in `parent`, created if missing, following an in-root link to a dir. */
@@ -373,7 +404,7 @@ async function copyEntry(
     const followed = tst !== undefined && tst.isSymbolicLink();
     if (!followed && (tst === undefined || overwriteMeta)) {
       await applyMeta(run, dir.hostPath, st, 'dir');
-      run.xattrs.push({ kind: 'copy', src: srcHost, dst: dir.hostPath });
+      if (!run.opts.fromContext) run.xattrs.push({ kind: 'copy', src: srcHost, dst: dir.hostPath });
     }
     return;
   }
@@ -393,7 +424,7 @@ async function copyEntry(
       await applyMeta(run, tmp, st, 'file');
       await fs.rename(tmp, target);
       if (st.nlink > 1) run.inodes.set(key, target);
-      run.xattrs.push({ kind: 'copy', src: srcHost, dst: target });
+      if (!run.opts.fromContext) run.xattrs.push({ kind: 'copy', src: srcHost, dst: target });
     } else if (st.isSymbolicLink()) {
       await fs.symlink(await fs.readlink(srcHost), tmp);
       await applyMeta(run, tmp, st, 'symlink');
@@ -404,7 +435,7 @@ async function copyEntry(
       await mknod(st.isFIFO() ? [tmp, 'p'] : [tmp, st.isCharacterDevice() ? 'c' : 'b', String(major), String(minor)], run.opts.signal);
       await applyMeta(run, tmp, st, 'special');
       await fs.rename(tmp, target);
-      run.xattrs.push({ kind: 'copy', src: srcHost, dst: target });
+      if (!run.opts.fromContext) run.xattrs.push({ kind: 'copy', src: srcHost, dst: target });
     }
     // Sockets cannot be copied (nor stored in a layer); they are skipped like BuildKit's context transfer does.
   } catch (e) {

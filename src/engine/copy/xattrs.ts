@@ -27,6 +27,8 @@ while i + 2 < len(data):
         except OSError:
             continue
         for name in names:
+            if name == 'security.selinux':
+                continue  # the host's label, meaningless (and misleading) in an image
             try:
                 os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False); n += 1
             except OSError:
@@ -46,7 +48,7 @@ sys.stdout.write(str(n))
 export function applyXattrs(ops: readonly XattrOp[], signal: AbortSignal): Promise<number> {
   if (ops.length === 0) return Promise.resolve(0);
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', SCRIPT], { stdio: ['pipe', 'pipe', 'ignore'], signal });
+    const child = spawn('python3', ['-I', '-S', '-c', SCRIPT], { stdio: ['pipe', 'pipe', 'ignore'], signal });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', (e: NodeJS.ErrnoException) => {
