@@ -2,9 +2,10 @@
  * The RUN sandbox against real bubblewrap and a hand-made busybox rootfs (no mocks).
  */
 import assert from 'node:assert/strict';
-import { chown, lstat, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, lchown, lstat, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import type { MountSpec } from '../../src/dockerfile/types.js';
 import { detectIsolation } from '../../src/engine/sandbox/detect.js';
@@ -339,6 +340,50 @@ describe('runStep with chroot isolation', () => {
     );
   });
 });
+
+describe('runStep when stowage itself is not root (user namespaces)', () => {
+  it('runs the step as the invoking user with bubblewrap --unshare-user', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root to create the unprivileged invoker');
+    const fs = await makeTinyRootfs();
+    try {
+      const tree = path.dirname(fs.dir);
+      await chownTree(tree, 1000, 1000);
+      const child = path.join(tree, 'child.mts');
+      const runStepModule = new URL('../../src/engine/sandbox/run-step.ts', import.meta.url).pathname;
+      await writeFile(
+        child,
+        `import { runStep } from ${JSON.stringify(runStepModule)};\n` +
+          `const res = await runStep({ rootfs: process.argv[2], argv: ['/bin/sh', '-c', 'id -u; touch /home/app/rootless; cat /run/secrets/x'], env: [], cwd: '/home/app',\n` +
+          `  user: { uid: 1000, gid: 1000, supplementaryGids: [] }, network: 'none', mounts: [{ kind: 'file', content: 'tok', target: '/run/secrets/x', mode: 0o400, uid: 1000, gid: 1000 }],\n` +
+          `  signal: AbortSignal.timeout(30000) });\n` +
+          `process.stdout.write(JSON.stringify(res));\n`,
+      );
+      await chown(child, 1000, 1000);
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(
+          'setpriv',
+          ['--reuid=1000', '--regid=1000', '--clear-groups', '--', process.execPath, '--import', 'tsx', child, fs.dir],
+          { cwd: new URL('../..', import.meta.url).pathname, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tree }, timeout: 60_000 },
+          (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+        ),
+      );
+      assert.deepEqual(JSON.parse(out), { exitCode: 0, outputTail: ['1000', 'tok'] });
+      assert.equal((await stat(path.join(fs.dir, 'home/app/rootless'))).uid, 1000);
+      await assert.rejects(lstat(path.join(fs.dir, 'run')), 'the secret mount point was removed');
+    } finally {
+      await fs.cleanup();
+    }
+  });
+});
+
+async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await chown(dir, uid, gid);
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) await chownTree(p, uid, gid);
+    else await lchown(p, uid, gid);
+  }
+}
 
 describe('detectIsolation', () => {
   it('picks bubblewrap on this machine (root, bwrap installed)', async () => {
