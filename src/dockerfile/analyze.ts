@@ -6,7 +6,7 @@
  */
 import type { Diagnostic } from '../util/errors.js';
 import { StowageError } from '../util/errors.js';
-import { didYouMean } from '../util/levenshtein.js';
+import { suggest as didYouMean } from './suggest.js';
 import { expandWord } from './shell-lex.js';
 import { PROXY_ARGS, predefinedArgs, resolveGlobalArgs, type PlatformSpec } from './stage-env.js';
 import type { Dockerfile, Instruction, Stage } from './types.js';

@@ -9,7 +9,7 @@
  * base image and is not run here.
  */
 import type { Diagnostic, SourceRange } from '../util/errors.js';
-import { didYouMean } from '../util/levenshtein.js';
+import { suggest as didYouMean } from './suggest.js';
 import { parseRaw, type RawNode } from './ast.js';
 import { analyzeDockerfile } from './analyze.js';
 import { parseDockerfile, parseInstruction } from './parse.js';

@@ -6,7 +6,7 @@
  * Never throws on bad input: problems come back as Diagnostics with the instruction's line range.
  */
 import type { Diagnostic, SourceRange } from '../util/errors.js';
-import { didYouMean } from '../util/levenshtein.js';
+import { suggest as didYouMean } from './suggest.js';
 import { parseRaw, type RawNode, type RawParseResult } from './ast.js';
 import { InstructionError } from './instructions/common.js';
 import { parseAdd } from './instructions/add.js';

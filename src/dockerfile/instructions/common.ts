@@ -4,7 +4,7 @@
  */
 import type { RawNode } from '../ast.js';
 import type { CommandLine, HeredocSpec } from '../types.js';
-import { didYouMean } from '../../util/levenshtein.js';
+import { suggest as didYouMean } from '../suggest.js';
 
 /** A problem in one instruction; parse.ts turns it into a Diagnostic at the instruction's range. */
 export class InstructionError extends Error {

@@ -2,7 +2,7 @@
  * `RUN --mount=` CSV parsing and validation (BuildKit instructions/commands_runmount.go, A21).
  */
 import type { CacheSharing, MountSpec, MountType } from '../types.js';
-import { didYouMean } from '../../util/levenshtein.js';
+import { suggest as didYouMean } from '../suggest.js';
 import { InstructionError } from './common.js';
 
 const MOUNT_TYPES: readonly MountType[] = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
