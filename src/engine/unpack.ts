@@ -247,7 +247,7 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
 
   const resolver = new RootResolver(root);
   const created = new Set<string>();
-  const whiteouts: string[] = [];
+  const whiteouts = new Set<string>();
   const opaqueDirs: string[] = [];
   const fileOps: MetadataOp[] = [];
   const dirs = new Map<string, DirMeta>();
@@ -322,8 +322,9 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
       const victim = name.slice(WHITEOUT_PREFIX.length);
       if (victim === '' || victim === '.' || victim === '..' || victim.includes('/')) return;
       const victimRel = joinPath(parentRel, victim);
-      whiteouts.push(victimRel);
-      if (created.has(victimRel)) return; // the layer re-creates it; the whiteout is for the lowers
+      // A path this layer itself (re)creates stays: the layer's own entry wins over its whiteout.
+      if (created.has(victimRel)) return;
+      whiteouts.add(victimRel);
       if (mode === 'apply') removeExisting(`${parentHost}/${victim}`, false);
       else if (mode === 'overlay') {
         if (!asRoot) {
@@ -340,6 +341,11 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
     const host = `${parentHost}/${name}`;
     const xattrs = filterXattrs(h.xattrs, rel);
     created.add(rel);
+    if (whiteouts.delete(rel) && h.typeflag === '5') {
+      // Deleted and re-created as a directory in one layer: it replaces, not merges with, the lower one.
+      opaqueDirs.push(rel);
+      if (mode === 'overlay') xattrs['trusted.overlay.opaque'] = Buffer.from('y');
+    }
     switch (h.typeflag) {
       case '5': {
         removeExisting(host, true);
@@ -425,5 +431,5 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
     ops.push({ path: d.host, xattrs: d.xattrs, mtimeNs: d.mtimeNs });
   }
   for (const w of await applyMetadata(ops, signal)) warn(w);
-  return { diffId: `sha256:${tarHash.digest('hex')}` as Digest, whiteouts, opaqueDirs, warnings };
+  return { diffId: `sha256:${tarHash.digest('hex')}` as Digest, whiteouts: [...whiteouts], opaqueDirs, warnings };
 }

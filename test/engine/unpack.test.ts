@@ -221,6 +221,22 @@ describe('unpackLayer semantics', () => {
     assert.deepEqual(r.opaqueDirs, ['d']);
   });
 
+  it('turns a path deleted and re-created as a directory in one layer into an opaque dir', async () => {
+    const layer = tar([{ name: '.wh.d' }, { name: 'd/', typeflag: '5' }, { name: 'd/new', body: 'n' }, { name: '.wh.f' }, { name: 'f', body: 'f' }]);
+    const rec = await unpackLayer([layer], t.path, { asRoot: isRoot, whiteouts: 'record' });
+    assert.deepEqual(rec.whiteouts, []);
+    assert.deepEqual(rec.opaqueDirs, ['d']);
+    if (isRoot) {
+      const ov = join(t.path, 'ov');
+      mkdirSync(ov);
+      await unpackLayer([layer], ov, { asRoot: true, whiteouts: 'overlay' });
+      assert.ok(lstatSync(join(ov, 'd')).isDirectory());
+      assert.ok(lstatSync(join(ov, 'f')).isFile());
+      const opq = execFileSync('python3', ['-c', `import os,sys; print(os.getxattr(sys.argv[1], 'trusted.overlay.opaque'))`, join(ov, 'd')], { encoding: 'utf8' });
+      assert.equal(opq.trim(), "b'y'");
+    }
+  });
+
   it('reports the diffId, reads plain and zstd tars, and rejects garbage', async () => {
     const plain = tar([{ name: 'a', body: 'A' }]);
     const { sha256Digest } = await import('../../src/image/digest.js');
