@@ -73,6 +73,25 @@ test('a written archive is accepted by skopeo, copies to a layout umoci unpacks,
   assert.deepEqual(await readAll(back.layers[1]!), await readAll(image.layers[1]!));
 });
 
+test('buildah (the containers/storage loader podman load uses) loads the archive with its files', async (t) => {
+  const root = await tempDir(t);
+  const store = await FsBlobStore.open(join(root, 'cache'));
+  const image = await makeImage(store, [{ 'etc/': '', 'etc/hello': 'hi\n' }, { 'etc/second': '2' }], { platform });
+  const file = join(root, 'image.tar');
+  await writeDockerArchive(file, image, { refs: ['loadme:1'] });
+  // vfs keeps layers as plain directories: no kernel mounts to clean up.
+  const buildah = (...args: string[]) => run('buildah', ['--root', join(root, 'storage'), '--runroot', join(root, 'run'), '--storage-driver', 'vfs', ...args]);
+  const id = (await buildah('pull', '-q', `docker-archive:${file}`)).stdout.trim();
+  assert.equal(`sha256:${id}`, image.manifest.config.digest, 'the image ID is the config digest, as docker load reports it');
+  assert.match((await buildah('images', '--format', '{{.Name}}:{{.Tag}}')).stdout, /localhost\/loadme:1/);
+  const ctr = (await buildah('from', '-q', 'localhost/loadme:1')).stdout.trim();
+  const mnt = (await buildah('mount', ctr)).stdout.trim();
+  assert.equal(await readFile(join(mnt, 'etc', 'hello'), 'utf8'), 'hi\n');
+  assert.equal(await readFile(join(mnt, 'etc', 'second'), 'utf8'), '2');
+  await buildah('umount', ctr);
+  await buildah('rm', ctr);
+});
+
 test('reads what skopeo writes: uncompressed layers, legacy symlinks, docker.io names', async (t) => {
   const root = await tempDir(t);
   const store = await FsBlobStore.open(join(root, 'cache'));
