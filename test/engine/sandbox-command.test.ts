@@ -7,6 +7,7 @@ import type { HeredocSpec } from '../../src/dockerfile/types.js';
 import { isWholeCommandHeredoc, runCommandArgv } from '../../src/engine/sandbox/run-command.js';
 import { bwrapArgs, envPairs, groupFlags, stageForSetuidBwrap, type BwrapPlan } from '../../src/engine/sandbox/run-step.js';
 import { cleanContainerPath } from '../../src/engine/sandbox/in-root.js';
+import { explainBwrapFailure } from '../../src/engine/sandbox/host-tools.js';
 
 const doc = (name: string, body: string, chomp = false): HeredocSpec => ({ name, body, expand: true, chomp, fd: 0 });
 
@@ -112,5 +113,20 @@ describe('bubblewrap argument plans', () => {
     assert.equal(cleanContainerPath('cache', '/app'), '/app/cache');
     assert.equal(cleanContainerPath('../../../x', '/app'), '/x');
     assert.equal(cleanContainerPath('/a/./b//c/'), '/a/b/c');
+  });
+});
+
+describe('explainBwrapFailure', () => {
+  it('names the sysctls when unprivileged user namespaces are off', () => {
+    const e = explainBwrapFailure('bwrap: No permissions to create new namespace, likely because the kernel does not allow non-privileged user namespaces.\n', false);
+    assert.equal(e.code, 'engine/sandbox-failed');
+    assert.match(e.message, /No permissions to create new namespace/);
+    assert.match(e.hint ?? '', /kernel\.unprivileged_userns_clone=1/);
+    assert.match(e.hint ?? '', /user\.max_user_namespaces/);
+  });
+  it('points root inside a restricted container at --isolation=chroot', () => {
+    const e = explainBwrapFailure('bwrap: Creating new namespace failed: Operation not permitted\n', true);
+    assert.match(e.hint ?? '', /--isolation=chroot/);
+    assert.doesNotMatch(e.hint ?? '', /unprivileged_userns_clone/);
   });
 });

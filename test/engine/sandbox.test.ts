@@ -239,6 +239,20 @@ describe('runStep with bubblewrap', () => {
     }
   });
 
+  it('waiting for a locked cache stops when the build is aborted', async () => {
+    const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'stowage-cache-'));
+    try {
+      const holder = await mapRunMounts([spec({ type: 'cache', id: 'y', target: '/c', sharing: 'locked', readOnly: false })], mountCtx(fs.dir, { cacheDir }));
+      const ac = new AbortController();
+      const waiting = mapRunMounts([spec({ type: 'cache', id: 'y', target: '/c', sharing: 'locked', readOnly: false })], mountCtx(fs.dir, { cacheDir, signal: ac.signal, lockPollMs: 10 }));
+      ac.abort();
+      await assert.rejects(waiting, (e: unknown) => isAbortError(e));
+      await holder.release();
+    } finally {
+      await rm(cacheDir, { recursive: true, force: true });
+    }
+  });
+
   it('a tmpfs mount leaves nothing behind', async () => {
     const r = await run(fs.dir, 'mkdir -p /scratch/deep && echo x > /scratch/deep/file && cat /scratch/deep/file && grep " /scratch " /proc/self/mountinfo', {
       mounts: [{ kind: 'tmpfs', target: '/scratch', sizeBytes: 1 << 20 }],
