@@ -176,3 +176,17 @@ test('cache dir: --cache-dir > STOWAGE_CACHE_DIR > XDG_CACHE_HOME/stowage > ~/.c
   assert.equal(resolveCacheDir({ env: { XDG_CACHE_HOME: 'relative', HOME: '/home/u' } }), '/home/u/.cache/stowage');
   assert.equal(resolveCacheDir({ env: {}, home: '/root' }), '/root/.cache/stowage');
 });
+
+test('an aborted write stores nothing and rejects with an abort error', async (t) => {
+  const store = await FsBlobStore.open(await tempDir(t));
+  const ac = new AbortController();
+  async function* slow() {
+    yield Buffer.alloc(1024, 1);
+    ac.abort();
+    await new Promise((r) => setTimeout(r, 20));
+    yield Buffer.alloc(1024, 2);
+  }
+  await assert.rejects(store.write(Readable.from(slow()), { signal: ac.signal }), (e) => e instanceof Error && e.name === 'AbortError');
+  assert.deepEqual(await readdir(join(store.root, 'blobs', 'sha256')), []);
+  assert.deepEqual(await readdir(join(store.root, 'tmp')), []);
+});

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -123,6 +124,31 @@ test('concurrent writers to one layout keep every tag', async (t) => {
   const layout = join(root, 'layout');
   await Promise.all(images.map((img, i) => writeImageToLayout(layout, img, { tags: [`t${i}`] })));
   assert.deepEqual((await listLayoutTags(layout)).sort(), ['t0', 't1', 't2', 't3']);
+});
+
+test('a lock left by a dead writer is broken; a live one is waited for', async (t) => {
+  const root = await tempDir(t);
+  const store = await FsBlobStore.open(join(root, 'cache'));
+  const img = await makeImage(store, [{ a: 'a' }], { platform });
+  const layout = join(root, 'layout');
+  await writeImageToLayout(layout, img, { tags: ['first'] });
+  // A process that has exited: its pid is (almost certainly) not reused within this test.
+  const dead = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => dead.on('exit', r));
+  await writeFile(join(layout, '.index.json.lock'), `${dead.pid}\n`);
+  await writeImageToLayout(layout, img, { tags: ['second'] });
+  assert.deepEqual(await listLayoutTags(layout), ['first', 'second']);
+  assert.deepEqual((await readdir(layout)).sort(), ['blobs', 'index.json', 'oci-layout']);
+
+  // Held by a live process (us): the writer waits until it is released.
+  await writeFile(join(layout, '.index.json.lock'), `${process.pid}\n`);
+  let done = false;
+  const writing = writeImageToLayout(layout, img, { tags: ['third'] }).then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(done, false);
+  await rm(join(layout, '.index.json.lock'));
+  await writing;
+  assert.deepEqual(await listLayoutTags(layout), ['first', 'second', 'third']);
 });
 
 test('a multi-platform index, copied by skopeo --all (nested index), resolves per platform', async (t) => {
