@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StowageError, isAbortError } from '../util/errors.js';
-import { sha256Digest, type Digest } from '../image/digest.js';
+import { isDigest, sha256Digest, type Digest } from '../image/digest.js';
 import { MANIFEST_ACCEPT, isIndexMediaType, isManifestMediaType } from '../image/media-types.js';
 import type { Descriptor, Platform } from '../image/types.js';
 import type { FileBackedBlob, Image, Layer, MountableBlob } from '../image/blob.js';
@@ -98,28 +98,75 @@ async function fetchManifestAt(client: RegistryClient, e: Endpoint, identifier: 
   const actual = sha256Digest(bytes);
   const want = expected ?? (header(res, 'docker-content-digest') as Digest | undefined);
   if (want !== undefined && want.startsWith('sha256:') && want !== actual) throw digestMismatch(ctx, want, actual);
-  let mediaType = (header(res, 'content-type') ?? '').split(';')[0]!.trim();
+  const mediaType = manifestMediaType(bytes, header(res, 'content-type'), e, identifier);
+  return { digest: actual, mediaType, bytes: new Uint8Array(bytes) };
+}
+
+/** The media type a manifest declares, else the Content-Type, else inferred from its shape (OCI may omit it). */
+function manifestMediaType(bytes: Uint8Array, contentType: string | undefined, e: Endpoint, identifier: string): string {
+  let mediaType = (contentType ?? '').split(';')[0]!.trim();
   try {
-    const parsed = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: unknown; layers?: unknown };
-    if (typeof parsed.mediaType === 'string') mediaType = parsed.mediaType;
-    else if (!isIndexMediaType(mediaType) && !isManifestMediaType(mediaType)) {
-      // OCI allows omitting mediaType; infer from the shape.
+    const parsed = JSON.parse(Buffer.from(bytes).toString('utf8')) as { mediaType?: string; manifests?: unknown };
+    if (typeof parsed.mediaType === 'string') return parsed.mediaType;
+    if (!isIndexMediaType(mediaType) && !isManifestMediaType(mediaType)) {
       mediaType = Array.isArray(parsed.manifests) ? 'application/vnd.oci.image.index.v1+json' : 'application/vnd.oci.image.manifest.v1+json';
     }
+    return mediaType;
   } catch {
     throw new StowageError('registry/invalid-manifest', `${e.registry}/${e.repository}: manifest ${identifier} is not valid JSON`, {
       hint: 'the registry returned something that is not an image manifest',
     });
   }
-  return { digest: actual, mediaType, bytes: new Uint8Array(bytes) };
+}
+
+/** Manifest bytes already in the local store (content-addressed, so verified when written). */
+async function cachedManifest(cache: BlobStore, digest: Digest, e: Endpoint, signal?: AbortSignal): Promise<FetchedManifest | undefined> {
+  if (!(await cache.has(digest))) return undefined;
+  const bytes = await readBody(await cache.openRead(digest, signal), MAX_MANIFEST_BYTES, () => manifestTooLarge(ctxOf(e, `reading cached manifest ${digest}`), undefined));
+  return { digest, mediaType: manifestMediaType(bytes, undefined, e, digest), bytes: new Uint8Array(bytes) };
+}
+
+/**
+ * With a cache: a tag is resolved with HEAD (full Accept list) and the manifest read locally when
+ * its digest is already there (HEADs do not count against Docker Hub's pull quota), else fetched
+ * by digest. Without one: a single GET.
+ */
+async function resolveAt(client: RegistryClient, e: Endpoint, ref: Reference, cache: BlobStore | undefined, signal?: AbortSignal): Promise<FetchedManifest> {
+  if (cache && ref.digest !== undefined) {
+    const hit = await cachedManifest(cache, ref.digest, e, signal);
+    if (hit) return hit;
+  }
+  if (cache && ref.digest === undefined) {
+    const identifier = manifestIdentifier(ref);
+    const res = await client.request(
+      {
+        registry: e.registry,
+        repository: e.repository,
+        action: `resolving ${identifier}`,
+        method: 'HEAD',
+        target: `/v2/${e.repository}/manifests/${identifier}`,
+        scopes: pullScopes(e.repository),
+        headers: { accept: MANIFEST_ACCEPT },
+        followRedirects: false,
+        expect: [200, 301, 302, 303, 307, 308, 404],
+      },
+      signal,
+    );
+    res.body.resume();
+    const d = header(res, 'docker-content-digest');
+    if (res.status === 200 && d !== undefined && isDigest(d)) {
+      return (await cachedManifest(cache, d, e, signal)) ?? fetchManifestAt(client, e, d, d, signal);
+    }
+  }
+  return fetchManifestAt(client, e, manifestIdentifier(ref), ref.digest, signal);
 }
 
 /**
  * The manifest or index a reference names. A digest in the reference pins it; otherwise the tag is
  * resolved with the full Accept list (a partial list gets schema1 rewrites, REGISTRY.md §8).
  */
-export async function fetchManifest(client: RegistryClient, ref: Reference, signal?: AbortSignal): Promise<FetchedManifest> {
-  return firstSuccessful(endpointsFor(client, ref), (e) => fetchManifestAt(client, e, manifestIdentifier(ref), ref.digest, signal), signal);
+export async function fetchManifest(client: RegistryClient, ref: Reference, signal?: AbortSignal, cache?: BlobStore): Promise<FetchedManifest> {
+  return firstSuccessful(endpointsFor(client, ref), (e) => resolveAt(client, e, ref, cache, signal), signal);
 }
 
 // ---- blobs ----
@@ -263,7 +310,7 @@ export interface PulledImage {
  */
 export async function pullImage(ref: Reference, options: PullOptions): Promise<PulledImage> {
   const { client, store, signal } = options;
-  const top = await fetchManifest(client, ref, signal);
+  const top = await fetchManifest(client, ref, signal, store);
   let manifest = top;
   const where = `${ref.registry}/${ref.repository}`;
   if (isIndexMediaType(top.mediaType)) {
@@ -274,7 +321,7 @@ export async function pullImage(ref: Reference, options: PullOptions): Promise<P
       const available = [...new Set(index.manifests.filter((m) => m.platform && !isAttestation(m)).map((m) => formatPlatform(m.platform!)))];
       throw noMatchingPlatform({ registry: ref.registry, repository: ref.repository, action: `pulling ${manifestIdentifier(ref)}` }, formatPlatform(wanted), available);
     }
-    manifest = await fetchManifest(client, { registry: ref.registry, repository: ref.repository, digest: chosen.digest }, signal);
+    manifest = await fetchManifest(client, { registry: ref.registry, repository: ref.repository, digest: chosen.digest }, signal, store);
     if (!isManifestMediaType(manifest.mediaType)) {
       throw new StowageError('registry/unsupported-manifest', `${where}: platform entry ${chosen.digest} is a ${manifest.mediaType}, not an image manifest`, {
         hint: 'nested indexes are not supported; pull the child by digest',
@@ -319,7 +366,9 @@ export async function pullImage(ref: Reference, options: PullOptions): Promise<P
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+  // Manifests last, so a cached manifest always means its blobs are cached too.
   await store.write(manifest.bytes, { expected: manifest.digest, ...(signal ? { signal } : {}) });
+  if (top !== manifest) await store.write(top.bytes, { expected: top.digest, ...(signal ? { signal } : {}) });
 
   return { image, resolvedDigest: top.digest };
 }

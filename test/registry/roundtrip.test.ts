@@ -54,6 +54,12 @@ for (const auth of ['none', 'htpasswd', 'token'] as RegistryAuth[]) {
           assert.deepEqual(Buffer.concat(chunks), layers[i]!.bytes);
         }
 
+        // Pulling again with a warm store: one HEAD resolves the tag, nothing is downloaded.
+        const logBefore = reg.accessLog().length;
+        const warm = await pullImage(parseReference(`${reg.host}/rt/app:v1`), { client, store });
+        assert.equal(warm.image.digest, image.digest);
+        assert.deepEqual(reg.accessLog().slice(logBefore).map((e) => `${e.method} ${e.path}`), ['HEAD /v2/rt/app/manifests/v1']);
+
         // A second push of the same image sends no bytes: blobs are present and the tag already matches.
         const again = await pushImage(image, { registry: reg.host, repository: 'rt/app', tags: ['v1'] }, { client });
         assert.equal(again.stats.blobsUploaded, 0);
