@@ -327,7 +327,7 @@ async function copyTree(
       // Walk it, creating the directory only if something below is included.
       let created: Promise<InRootPath> | undefined;
       const ensure = (): Promise<InRootPath> => {
-        created ??= getParent().then((parent) => ensureDir(run, parent, name, st, true));
+        created ??= getParent().then((parent) => ensureDir(run, parent, name));
         return created;
       };
       await copyTree(run, childHost, childCtx, childExcl, ensure);
@@ -364,7 +364,7 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
 }
 
 /** The directory `name` in `parent`, created if missing, following an in-root link to a dir. */
-async function ensureDir(run: Run, parent: InRootPath, name: string, _st: Stats, _nested: boolean): Promise<InRootPath> {
+async function ensureDir(run: Run, parent: InRootPath, name: string): Promise<InRootPath> {
   const host = path.join(parent.hostPath, name);
   const rel = parent.rel === '' ? name : `${parent.rel}/${name}`;
   const tst = await lstatOrUndefined(host);
@@ -397,7 +397,7 @@ async function copyEntry(
   const targetRel = parent.rel === '' ? name : `${parent.rel}/${name}`;
   if (st.isDirectory()) {
     const tst = await lstatOrUndefined(target);
-    const dir = await ensureDir(run, parent, name, st, overwriteMeta);
+    const dir = await ensureDir(run, parent, name);
     await copyTree(run, srcHost, ctxRel, exclRel, dir);
     // Created dirs get the source's metadata; existing nested ones too; the top one keeps its own;
     // a directory reached through a link in the rootfs is merged into, not re-moded.
