@@ -8,6 +8,7 @@ import { isWholeCommandHeredoc, runCommandArgv } from '../../src/engine/sandbox/
 import { bwrapArgs, envPairs, groupFlags, stageForSetuidBwrap, type BwrapPlan } from '../../src/engine/sandbox/run-step.js';
 import { cleanContainerPath } from '../../src/engine/sandbox/in-root.js';
 import { explainBwrapFailure } from '../../src/engine/sandbox/host-tools.js';
+import { OutputTail } from '../../src/engine/sandbox/process.js';
 
 const doc = (name: string, body: string, chomp = false): HeredocSpec => ({ name, body, expand: true, chomp, fd: 0 });
 
@@ -128,5 +129,17 @@ describe('explainBwrapFailure', () => {
     const e = explainBwrapFailure('bwrap: Creating new namespace failed: Operation not permitted\n', true);
     assert.match(e.hint ?? '', /--isolation=chroot/);
     assert.doesNotMatch(e.hint ?? '', /unprivileged_userns_clone/);
+  });
+});
+
+describe('OutputTail', () => {
+  it('keeps the last lines across chunk boundaries, including a split UTF-8 character and a partial last line', () => {
+    const t = new OutputTail(2);
+    const bytes = Buffer.from('a\nb\nçé\nlast');
+    for (let i = 0; i < bytes.length; i++) t.push(bytes.subarray(i, i + 1));
+    assert.deepEqual(t.result(), ['çé', 'last']);
+    const crlf = new OutputTail(5);
+    crlf.push(Buffer.from('x\r\ny\r\n'));
+    assert.deepEqual(crlf.result(), ['x', 'y']);
   });
 });

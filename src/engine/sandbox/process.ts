@@ -4,16 +4,19 @@
  * SIGKILL to the whole process group.
  */
 import { spawn } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
 
 /** Keeps the last `max` lines of a byte stream (the partial last line counts). */
 export class OutputTail {
   private readonly lines: string[] = [];
   private partial = '';
+  /** Keeps a UTF-8 character split across two chunks intact. */
+  private readonly decoder = new StringDecoder('utf8');
 
   constructor(private readonly max: number) {}
 
   push(chunk: Buffer): void {
-    const text = this.partial + chunk.toString('utf8');
+    const text = this.partial + this.decoder.write(chunk);
     const parts = text.split('\n');
     this.partial = parts.pop() ?? '';
     for (const p of parts) this.add(p);
