@@ -35,10 +35,12 @@ export interface BuildRun {
 
 export async function build(
   fx: BuildFixture,
-  options: { target?: string; buildArgs?: Record<string, string>; labels?: Record<string, string>; snapshotter?: 'auto' | 'overlay' | 'walk'; dockerfile?: string } & Partial<Pick<BuildOptions, 'sourceDateEpoch' | 'now'>> = {},
+  options: { target?: string; buildArgs?: Record<string, string>; labels?: Record<string, string>; snapshotter?: 'auto' | 'overlay' | 'walk'; dockerfile?: string; signal?: AbortSignal } & Partial<
+    Pick<BuildOptions, 'sourceDateEpoch' | 'now' | 'onEvent' | 'secrets'>
+  > = {},
 ): Promise<Image> {
   const bb = await busyboxLayout();
-  const signal = new AbortController().signal;
+  const signal = options.signal ?? new AbortController().signal;
   const setup = await createEnginePorts({
     cacheDir: fx.cacheDir,
     snapshotter: options.snapshotter ?? 'auto',
@@ -60,6 +62,8 @@ export async function build(
         signal,
         ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
         now: options.now ?? (() => new Date('2026-01-02T03:04:05Z')),
+        ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+        ...(options.secrets ? { secrets: options.secrets } : {}),
       },
     });
   } finally {

@@ -13,7 +13,7 @@ import { withLocation } from './run.js';
 
 export async function executeAdd(instr: AddInstruction, state: StageState, config: ImageConfig, env: StepEnvironment): Promise<StepOutcome> {
   try {
-    await copyFiles(instr, state, config, env, { unpackArchives: instr.unpack ?? true });
+    await copyFiles(instr, state, config, env, { unpackArchives: true });
   } catch (e) {
     throw withLocation(e, { file: env.dockerfilePath, range: instr.range });
   }

@@ -9,6 +9,7 @@ import { expandInStage, historyFor, type StageState } from '../../dockerfile/sta
 import type { ImageConfig } from '../../image/types.js';
 import { copyIntoRootfs, type CopySource, type InlineSource } from '../copy/copy.js';
 import { canonicalRoot } from '../copy/in-root.js';
+import { addIntoRootfs, isUrl, type AddSource } from '../copy/add.js';
 import { resolveSourcesIn } from '../context/resolve.js';
 import { resolveChown } from '../passwd.js';
 import type { StepEnvironment } from '../stage-runner.js';
@@ -59,26 +60,34 @@ export async function copyFiles(
   // Heredoc sources are inline files (A3): expanded with the stage env unless the name was quoted.
   const inline: InlineSource[] = instr.heredocs.map((h) => ({ kind: 'inline', name: h.name, content: h.expand ? expand(h.body) : h.body }));
   const resolveOpts = { allowEmptyWildcard: true, parents, excludes, signal };
-  const resolved =
-    patterns.length === 0
-      ? []
-      : fromContext
-        ? await ports.context.resolveSources(patterns, resolveOpts)
-        : await resolveSourcesIn(await canonicalRoot(sourceRoot), patterns, { ...resolveOpts, mode: 'chroot' });
-  const sources: CopySource[] = [...resolved, ...inline];
+  const resolve = async (pattern: string): Promise<CopySource[]> =>
+    fromContext
+      ? ports.context.resolveSources([pattern], resolveOpts)
+      : resolveSourcesIn(await canonicalRoot(sourceRoot), [pattern], { ...resolveOpts, mode: 'chroot' });
+  const sources: AddSource[] = [];
+  for (const pattern of patterns) {
+    // ADD downloads http(s) URLs; COPY treats them as (missing) paths, as BuildKit rejects them at parse time.
+    if (instr.kind === 'add' && isUrl(pattern)) sources.push({ kind: 'url', url: pattern });
+    else sources.push(...(await resolve(pattern)));
+  }
+  sources.push(...inline);
   if (sources.length === 0) return; // only wildcards that matched nothing: allowed (A10)
-  if (options.unpackArchives && instr.kind === 'add') {
-    const { addIntoRootfs } = await import('../copy/add.js');
-    await addIntoRootfs({ ...copyOptions(), sources, ...(instr.checksum ? { checksum: expand(instr.checksum) } : {}), unpack: instr.unpack });
+  if (instr.kind === 'add') {
+    await addIntoRootfs({
+      ...copyOptions(),
+      sources,
+      ...(instr.checksum ? { checksum: expand(instr.checksum) } : {}),
+      ...(options.unpackArchives ? {} : { unpack: false }),
+      ...(instr.unpack !== undefined ? { unpack: instr.unpack } : {}),
+    });
     return;
   }
-  await copyIntoRootfs(copyOptions());
+  await copyIntoRootfs({ ...copyOptions(), sources: sources as CopySource[] });
 
   function copyOptions() {
     return {
       rootfs: rootfs.path,
       sourceRoot,
-      sources,
       dest,
       workdir,
       ...(chown ? { chown } : {}),

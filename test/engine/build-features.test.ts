@@ -1,0 +1,148 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { build, fixture, unpackWithUmoci, type BuildFixture } from './build-helpers.js';
+import type { BuildEvent } from '../../src/engine/instructions/types.js';
+
+const fixtures: BuildFixture[] = [];
+function fx(files: Record<string, string>): BuildFixture {
+  const f = fixture(files);
+  fixtures.push(f);
+  return f;
+}
+after(() => {
+  for (const f of fixtures) f.cleanup();
+});
+
+test('ONBUILD triggers run right after FROM in the child, with its env, and are cleared (A20)', async () => {
+  const f = fx({
+    Dockerfile: `FROM busybox AS parent
+ONBUILD ENV FROM_TRIGGER=yes
+ONBUILD RUN echo "triggered $FROM_TRIGGER" > /onbuild.txt
+
+FROM parent AS child
+RUN cat /onbuild.txt > /seen.txt
+
+FROM child
+RUN test ! -e /twice || exit 9; touch /twice
+`,
+  });
+  const parent = await build(f, { target: 'parent' });
+  assert.deepEqual(parent.config.config!.OnBuild, ['ENV FROM_TRIGGER=yes', 'RUN echo "triggered $FROM_TRIGGER" > /onbuild.txt']);
+  assert.ok(!parent.config.history!.some((h) => h.created_by?.includes('ONBUILD')), 'ONBUILD writes no history');
+  const image = await build(f);
+  assert.equal(image.config.config!.OnBuild, undefined, 'inherited triggers are cleared');
+  assert.ok(image.config.config!.Env!.includes('FROM_TRIGGER=yes'));
+  const rootfs = await unpackWithUmoci(f, image);
+  assert.equal(readFileSync(join(rootfs, 'seen.txt'), 'utf8'), 'triggered yes\n');
+});
+
+test('ARGs of a base stage stay in scope in the stage built FROM it (A7); a stage used twice is built once', async () => {
+  const f = fx({
+    Dockerfile: `FROM busybox AS base
+ARG V=from-base
+RUN echo base-ran >> /base.log
+
+FROM base AS one
+RUN echo "$V" > /v.txt
+
+FROM scratch
+COPY --from=base /base.log /a.log
+COPY --from=one /v.txt /v.txt
+COPY --from=one /base.log /b.log
+`,
+  });
+  const events: BuildEvent[] = [];
+  const image = await build(f, { onEvent: (e) => events.push(e) });
+  const starts = events.filter((e) => e.type === 'stage-start').map((e) => (e as { stage: number }).stage);
+  assert.deepEqual(starts, [0, 1, 2], 'each stage built once, dependencies first');
+  const rootfs = await unpackWithUmoci(f, image);
+  assert.equal(readFileSync(join(rootfs, 'v.txt'), 'utf8'), 'from-base\n');
+  assert.equal(readFileSync(join(rootfs, 'a.log'), 'utf8'), 'base-ran\n');
+  assert.equal(readFileSync(join(rootfs, 'b.log'), 'utf8'), 'base-ran\n');
+});
+
+test('RUN heredocs (script and shell forms), secret, cache and tmpfs mounts leave nothing behind', async () => {
+  const f = fx({
+    Dockerfile: `FROM busybox
+RUN <<EOF
+echo heredoc > /hd.txt
+EOF
+RUN <<EOF
+#!/bin/sh
+echo "script $0" > /script.txt
+EOF
+RUN --mount=type=secret,id=tok,required=true wc -c < /run/secrets/tok > /secret-len
+RUN --mount=type=secret,id=tok,env=TOKEN printf %s "$TOKEN" | wc -c > /secret-env
+RUN --mount=type=cache,target=/var/cache/app echo x >> /var/cache/app/log && wc -l < /var/cache/app/log > /cache-count
+RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && test -f /scratch/t
+`,
+  });
+  const secrets = async (id: string) => (id === 'tok' ? Buffer.from('s3cr3t') : undefined);
+  await build(f, { secrets });
+  const image = await build(f, { secrets });
+  const rootfs = await unpackWithUmoci(f, image);
+  assert.equal(readFileSync(join(rootfs, 'hd.txt'), 'utf8'), 'heredoc\n');
+  assert.match(readFileSync(join(rootfs, 'script.txt'), 'utf8'), /^script \/dev\/pipes\/EOF\n$/);
+  assert.equal(readFileSync(join(rootfs, 'secret-len'), 'utf8').trim(), '6');
+  assert.equal(readFileSync(join(rootfs, 'secret-env'), 'utf8').trim(), '6', 'env= exposes the secret to the step');
+  assert.equal(readFileSync(join(rootfs, 'cache-count'), 'utf8').trim(), '2', 'the cache mount persisted across builds');
+  assert.ok(!existsSync(join(rootfs, 'run/secrets/tok')), 'the secret never lands in a layer');
+  assert.ok(!existsSync(join(rootfs, 'var/cache/app/log')), 'cache contents never land in a layer');
+  assert.ok(!existsSync(join(rootfs, 'scratch/t')));
+  assert.ok(!existsSync(join(rootfs, 'dev/pipes')));
+  assert.ok(!image.config.config!.Env!.some((e) => e.includes('s3cr3t')));
+  assert.ok(!JSON.stringify(image.config.history).includes('s3cr3t'));
+});
+
+test('COPY --from an external image; WORKDIR creates dirs as USER, relative WORKDIR, existing dir still a layer', async () => {
+  const f = fx({
+    Dockerfile: `FROM busybox
+COPY --from=busybox /bin/busybox /opt/bb
+USER app
+WORKDIR /srv/data
+WORKDIR sub
+WORKDIR /tmp
+RUN pwd > /tmp/pwd
+`,
+  });
+  const image = await build(f);
+  const hist = image.config.history!.slice(-5);
+  assert.deepEqual(
+    hist.map((h) => [h.created_by, h.empty_layer ?? false]),
+    [
+      ['USER app', true],
+      ['WORKDIR /srv/data', false],
+      ['WORKDIR /srv/data/sub', false],
+      ['WORKDIR /tmp', false],
+      ['RUN /bin/sh -c pwd > /tmp/pwd # buildkit', false],
+    ],
+  );
+  assert.equal(image.config.config!.WorkingDir, '/tmp');
+  const rootfs = await unpackWithUmoci(f, image);
+  assert.equal(statSync(join(rootfs, 'opt/bb')).size, statSync('/bin/busybox').size);
+  assert.equal(statSync(join(rootfs, 'srv/data/sub')).uid, 1000);
+  assert.equal(statSync(join(rootfs, 'srv/data')).uid, 1000);
+  assert.equal(statSync(join(rootfs, 'srv')).uid, 1000, 'mkdir -p: every created level gets the owner');
+  assert.equal(statSync(join(rootfs, 'tmp')).mode & 0o7777, 0o1777, 'an existing directory keeps its mode and owner');
+  assert.equal(readFileSync(join(rootfs, 'tmp/pwd'), 'utf8'), '/tmp\n');
+});
+
+test('aborting a build stops the running step and releases every rootfs', async () => {
+  const f = fx({ Dockerfile: 'FROM busybox\nRUN echo started && sleep 60\n' });
+  const ac = new AbortController();
+  const t0 = Date.now();
+  const p = build(f, {
+    signal: ac.signal,
+    snapshotter: 'walk',
+    onEvent: (e) => {
+      if (e.type === 'output') ac.abort(new Error('test abort'));
+    },
+  });
+  await assert.rejects(p);
+  assert.ok(Date.now() - t0 < 50_000, 'the sleep was killed, not waited for');
+  const work = join(f.cacheDir, 'work');
+  const left = existsSync(work) ? readdirSync(work).filter((n) => !n.startsWith('.')) : [];
+  assert.deepEqual(left, [], 'no rootfs work dir left behind');
+});
