@@ -85,7 +85,11 @@ class ParseFailure extends Error {
 
 /** Go's unicode.IsSpace for one UTF-16 unit. */
 export function isGoSpace(ch: string | undefined): boolean {
-  return ch !== undefined && /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/.test(ch);
+  if (ch === undefined) return false;
+  const c = ch.charCodeAt(0);
+  if (c === 32 || (c >= 9 && c <= 13)) return true;
+  if (c < 0x85) return false;
+  return c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000;
 }
 
 function trimLeftSpace(s: string): string {

@@ -42,13 +42,22 @@ const SPECIAL_PARAMS = new Set(['@', '*', '#', '?', '-', '$', '!', '0']);
 
 function isSpace(ch: string): boolean {
   // Go's unicode.IsSpace
-  return /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$/.test(ch);
+  const c = ch.charCodeAt(0);
+  if (c === 32 || (c >= 9 && c <= 13)) return true;
+  if (c < 0x85) return false;
+  return c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000;
 }
+const LETTER = /^\p{L}$/u;
+const DIGIT = /^\p{Nd}$/u;
 function isLetter(ch: string): boolean {
-  return /^\p{L}$/u.test(ch);
+  const c = ch.charCodeAt(0);
+  if (c < 128) return (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+  return LETTER.test(ch);
 }
 function isDigit(ch: string): boolean {
-  return /^\p{Nd}$/u.test(ch);
+  const c = ch.charCodeAt(0);
+  if (c < 128) return c >= 48 && c <= 57;
+  return DIGIT.test(ch);
 }
 
 function lexError(code: string, message: string): StowageError {

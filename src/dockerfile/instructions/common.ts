@@ -19,6 +19,7 @@ export class InstructionError extends Error {
 
 type FlagType = 'bool' | 'string' | 'strings';
 
+
 export interface ParsedFlags {
   bool(name: string): boolean | undefined;
   string(name: string): string | undefined;
@@ -27,6 +28,7 @@ export interface ParsedFlags {
 
 /** BuildKit BFlags.Parse: unknown/duplicate flags and missing values are errors. */
 export function parseFlags(words: readonly string[], spec: Readonly<Record<string, FlagType>>): ParsedFlags {
+  if (words.length === 0) return NO_FLAGS;
   const values = new Map<string, string | string[]>();
   for (const a of words) {
     if (a === '--') break;
@@ -67,20 +69,24 @@ export function parseFlags(words: readonly string[], spec: Readonly<Record<strin
       }
     }
   }
-  return {
-    bool: (n) => {
-      const v = values.get(n);
-      return v === undefined ? undefined : v === 'true';
-    },
-    string: (n) => {
-      const v = values.get(n);
-      return typeof v === 'string' ? v : undefined;
-    },
-    strings: (n) => {
-      const v = values.get(n);
-      return Array.isArray(v) ? v : [];
-    },
-  };
+  return new FlagValues(values);
+}
+
+/** A class, not closures: this runs for every instruction and closures cost more. */
+class FlagValues implements ParsedFlags {
+  constructor(private readonly values: Map<string, string | string[]>) {}
+  bool(n: string): boolean | undefined {
+    const v = this.values.get(n);
+    return v === undefined ? undefined : v === 'true';
+  }
+  string(n: string): string | undefined {
+    const v = this.values.get(n);
+    return typeof v === 'string' ? v : undefined;
+  }
+  strings(n: string): string[] {
+    const v = this.values.get(n);
+    return Array.isArray(v) ? v : [];
+  }
 }
 
 export function base(node: RawNode): { keyword: string; range: RawNode['range']; original: string; flags: string[] } {
@@ -120,3 +126,5 @@ export function exactlyOne(node: RawNode): string {
 export function noFlags(node: RawNode): void {
   parseFlags(node.flags, {});
 }
+
+const NO_FLAGS: ParsedFlags = new FlagValues(new Map());
