@@ -51,6 +51,16 @@ describe('ADD local archives', () => {
     });
   }
 
+  it('--chown owns every extracted entry and the created destination', async (t) => {
+    const s = sandbox(t);
+    makeArchive(s, 'a.tar.gz', 'z');
+    await addIntoRootfs(addOpts(s, { sources: ['a.tar.gz'], dest: '/new/dir', chown: { uid: 42, gid: 43 } }));
+    for (const p of ['new/dir', 'new/dir/pkg', 'new/dir/pkg/README', 'new/dir/top.txt']) {
+      const st = statSync(join(s.rootfs, p));
+      assert.deepEqual([st.uid, st.gid], [42, 43], p);
+    }
+  });
+
   it('--unpack=false copies the archive as a file; empty and fake archives are plain files', async (t) => {
     const s = sandbox(t);
     makeArchive(s, 'a.tar.gz', 'z');

@@ -370,6 +370,15 @@ describe('writes stay inside the rootfs', () => {
     assert.ok(!existsSync('/usr/lib/new.so'));
   });
 
+  it('an aborted copy writes nothing', async (t) => {
+    const s = sandbox(t);
+    writeTree(s.ctx, { 'd/a': 'a' });
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(copyIntoRootfs(copyOpts(s, { sources: ['d'], dest: '/o', signal: ac.signal })));
+    assert.deepEqual(readdirSync(s.rootfs), []);
+  });
+
   it('no temp files are left behind, and a replaced file is replaced whole', async (t) => {
     const s = sandbox(t);
     writeTree(s.ctx, { 'd/f': 'new content' });
