@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import type { Blob, Image } from '../image/blob.js';
@@ -90,12 +90,13 @@ async function checkWritableLayout(dir: string): Promise<void> {
   // directory holding only layout entries and our temp/lock files also counts.
   const layoutish = (n: string) =>
     n === 'blobs' || n === 'index.json' || n === 'oci-layout' || n.startsWith('.stowage-tmp-') || n.startsWith('.index.json') || n.startsWith('.oci-layout.tmp-');
-  if (!names.every(layoutish)) {
+  if (!names.includes('oci-layout') && !names.every(layoutish)) {
     throw new StowageError('store/not-a-layout', `${dir} is a non-empty directory without an oci-layout file`, {
       hint: 'write OCI layouts into a new or empty directory, or into an existing layout',
     });
   }
   if (!names.includes('oci-layout')) return;
+  await removeStaleTemps(dir, names);
   const bytes = await readSmallFile(join(dir, 'oci-layout'), 4096, 'oci-layout file');
   let version: unknown;
   try {
@@ -105,6 +106,17 @@ async function checkWritableLayout(dir: string): Promise<void> {
   }
   if (version !== LAYOUT_VERSION) {
     throw new StowageError('store/not-a-layout', `${dir}/oci-layout declares imageLayoutVersion ${JSON.stringify(version)}, expected ${LAYOUT_VERSION}`);
+  }
+}
+
+/** Temp files of writers killed more than a day ago; younger ones may belong to a live writer. */
+async function removeStaleTemps(dir: string, names: readonly string[]): Promise<void> {
+  const cutoff = Date.now() - 24 * 60 * 60 * 1000;
+  for (const name of names) {
+    if (!name.startsWith('.stowage-tmp-') && !/^\.(index\.json|oci-layout)\.tmp-/.test(name)) continue;
+    const path = join(dir, name);
+    const s = await stat(path).catch(() => undefined);
+    if (s !== undefined && s.mtimeMs < cutoff) await rm(path, { force: true });
   }
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Layer } from '../../src/image/blob.js';
@@ -205,6 +205,14 @@ test('refuses to write into a directory that is not a layout; reports missing la
 
   const layout = join(root, 'layout');
   await writeImageToLayout(layout, img, { tags: ['x'] });
+  // An existing layout may hold other files (and a dead writer's temp file); it is still written to.
+  await writeFile(join(layout, 'README'), 'notes');
+  const staleTemp = join(layout, '.stowage-tmp-0123456789abcdef-1-aaaa');
+  await writeFile(staleTemp, 'partial');
+  const old = new Date(Date.now() - 2 * 24 * 60 * 60 * 1000);
+  await utimes(staleTemp, old, old);
+  await writeImageToLayout(layout, img, { tags: ['y'] });
+  assert.deepEqual((await readdir(layout)).sort(), ['README', 'blobs', 'index.json', 'oci-layout']);
   await rm(join(layout, 'blobs', 'sha256', img.layers[0]!.descriptor.digest.slice(7)));
   await assert.rejects(readImageFromLayout(layout, { tag: 'x', platform }), (e) => isStowageError(e) && e.code === 'store/blob-not-found');
 });
