@@ -73,6 +73,22 @@ export function parseAccessLog(text: string): AccessLogEntry[] {
   return out;
 }
 
+/** Polls GET /v2/ until it answers (200, or 401 with auth); false if the process exited first. */
+async function waitReady(url: string, proc: ChildProcess, stderr: () => string): Promise<boolean> {
+  for (let i = 0; ; i++) {
+    if (proc.exitCode !== null || proc.signalCode !== null) return false;
+    try {
+      const res = await request(`${url}/v2/`);
+      await res.body.dump();
+      if (res.statusCode === 200 || res.statusCode === 401) return true;
+    } catch {
+      // not listening yet
+    }
+    if (i > 400) throw new Error(`docker-registry did not become ready: ${stderr().slice(-2000)}`);
+    await sleep(25);
+  }
+}
+
 export async function startRegistry(options: StartRegistryOptions = {}): Promise<TestRegistry> {
   const auth = options.auth ?? 'none';
   const username = options.username ?? 'stowage';
@@ -100,38 +116,37 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
         `auth:\n  token:\n    realm: ${tokenIssuer.realm}\n    service: ${tokenIssuer.service}\n` +
         `    issuer: ${tokenIssuer.issuer}\n    rootcertbundle: ${tokenIssuer.certPath}\n`;
     }
-    const port = await freePort();
-    const configPath = join(dir, 'config.yml');
-    await writeFile(
-      configPath,
-      `version: 0.1\n` +
-        `log:\n  level: error\n  formatter: text\n  accesslog:\n    disabled: false\n` +
-        `storage:\n  filesystem:\n    rootdirectory: ${storageDir}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n` +
-        `http:\n  addr: 127.0.0.1:${port}\n  secret: stowage-test-secret\n` +
-        authConfig,
-    );
+    // Another test may grab the free port before the registry binds it: try a few ports.
+    let port = 0;
     let stdout = '';
     let stderr = '';
-    const proc = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    const url = `http://127.0.0.1:${port}`;
-
-    // Ready when /v2/ answers at all (401 with auth).
-    for (let i = 0; ; i++) {
-      if (proc.exitCode !== null) throw new Error(`docker-registry exited (${proc.exitCode}): ${stderr.slice(-2000)}`);
-      try {
-        const res = await request(`${url}/v2/`);
-        await res.body.dump();
-        if (res.statusCode === 200 || res.statusCode === 401) break;
-      } catch {
-        // not listening yet
-      }
-      if (i > 200) throw new Error(`docker-registry did not become ready: ${stderr.slice(-2000)}`);
-      await sleep(25);
+    let proc: ChildProcess | undefined;
+    let exited: Promise<void> = Promise.resolve();
+    for (let attempt = 1; ; attempt++) {
+      port = await freePort();
+      const configPath = join(dir, 'config.yml');
+      await writeFile(
+        configPath,
+        `version: 0.1\n` +
+          `log:\n  level: error\n  formatter: text\n  accesslog:\n    disabled: false\n` +
+          `storage:\n  filesystem:\n    rootdirectory: ${storageDir}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n` +
+          `http:\n  addr: 127.0.0.1:${port}\n  secret: stowage-test-secret\n` +
+          authConfig,
+      );
+      stdout = '';
+      stderr = '';
+      const p = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+      proc = p;
+      child = p;
+      p.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      p.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+      if (await waitReady(`http://127.0.0.1:${port}`, p, () => stderr)) break;
+      await exited;
+      if (attempt >= 3 || !/address already in use/.test(stderr)) throw new Error(`docker-registry exited (${p.exitCode}): ${stderr.slice(-2000)}`);
     }
+    const url = `http://127.0.0.1:${port}`;
+    const running = proc!;
 
     return {
       host: `127.0.0.1:${port}`,
@@ -143,9 +158,9 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       // gorilla's CombinedLoggingHandler writes the access log to stdout.
       accessLog: () => parseAccessLog(stdout + '\n' + stderr),
       stop: async () => {
-        if (proc.exitCode === null) {
-          proc.kill('SIGTERM');
-          const killTimer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+        if (running.exitCode === null) {
+          running.kill('SIGTERM');
+          const killTimer = setTimeout(() => running.kill('SIGKILL'), 3000);
           await exited;
           clearTimeout(killTimer);
         }
