@@ -8,13 +8,14 @@
  */
 import type { ContainerConfig, HealthConfig, ImageConfig, Platform } from '../image/types.js';
 import { StowageError } from '../util/errors.js';
-import { goQuote } from './ast.js';
+import { goQuote, parseHeredocWord } from './ast.js';
 import { expandWord, expandWords, type ShellEnv } from './shell-lex.js';
 import type {
   AddInstruction,
   ArgInstruction,
   CommandLine,
   CopyInstruction,
+  HeredocSpec,
   Instruction,
   RunInstruction,
   Stage,
@@ -60,6 +61,8 @@ export interface StageState {
   /** A CMD was set earlier in this stage (A15). */
   cmdSetInStage: boolean;
   platform: PlatformSpec;
+  /** The Dockerfile's escape character (A2), used for every expansion. */
+  escape: string;
 }
 
 export interface StageContext {
@@ -176,6 +179,7 @@ export function initialStageState(opts: InitialStageOptions): StageState {
     config,
     cmdSetInStage: false,
     platform,
+    escape: opts.escape ?? '\\',
   };
 }
 
@@ -197,7 +201,7 @@ export function expansionEnv(state: StageState): ShellEnv {
 
 /** Expand one word with the stage env (ProcessWord). Throws StowageError. */
 export function expandInStage(state: StageState, word: string, options: { escape?: string } = {}): string {
-  return expandWord(word, expansionEnv(state), { escape: options.escape ?? '\\' });
+  return expandWord(word, expansionEnv(state), { escape: options.escape ?? state.escape ?? '\\' });
 }
 
 /** The process environment for RUN: image env + in-scope ARGs + undeclared proxy build args (A7, A21). */
@@ -335,7 +339,8 @@ export function applyMetadataInstruction(state: StageState, instr: Instruction, 
 
 function applyUnlocated(state: StageState, instr: Instruction, _ctx?: StageContext): MetadataResult {
   const env = expansionEnv(state);
-  const word = (w: string) => expandWord(w, env);
+  const opts = { escape: state.escape ?? '\\' };
+  const word = (w: string) => expandWord(w, env, opts);
   const withConfig = (patch: Partial<ContainerConfig>, extra: Partial<StageState> = {}): StageState => ({
     ...state,
     ...extra,
@@ -373,7 +378,7 @@ function applyUnlocated(state: StageState, instr: Instruction, _ctx?: StageConte
       for (const a of instr.args) {
         let value: string | undefined;
         if (hasOwn(state.buildArgs, a.key)) value = state.buildArgs[a.key];
-        else if (a.value !== undefined) value = expandWord(a.value, env);
+        else if (a.value !== undefined) value = expandWord(a.value, env, opts);
         else if (state.globalArgs.has(a.key)) value = state.globalArgs.get(a.key);
         const i = args.findIndex((x) => x.key === a.key);
         const entry: ScopedArg = value === undefined ? { key: a.key } : { key: a.key, value };
@@ -397,7 +402,7 @@ function applyUnlocated(state: StageState, instr: Instruction, _ctx?: StageConte
       const ExposedPorts: Record<string, Record<string, never>> = { ...(state.config.ExposedPorts ?? {}) };
       const added: string[] = [];
       for (const raw of [...instr.ports].sort()) {
-        for (const w of expandWords(raw, env)) {
+        for (const w of expandWords(raw, env, opts)) {
           for (const p of exposePorts(w)) {
             ExposedPorts[p] = {};
             if (!added.includes(p)) added.push(p);
@@ -472,22 +477,42 @@ function applyUnlocated(state: StageState, instr: Instruction, _ctx?: StageConte
 /** The argv a RUN executes (A3, A4): exec form as is; shell form through the current SHELL. */
 export function runArgv(instr: RunInstruction, state: StageState): string[] {
   if (instr.command.form === 'exec') return [...instr.command.argv];
+  const script = runHeredocScript(instr);
+  if (script !== undefined) return [...shellOf(state), `/dev/pipes/${script.name}`];
   return [...shellOf(state), runShellText(instr)];
 }
 
+function singleWholeHeredoc(instr: RunInstruction): HeredocSpec | undefined {
+  if (instr.command.form !== 'shell' || instr.heredocs.length !== 1) return undefined;
+  let word;
+  try {
+    word = parseHeredocWord(instr.command.command.trim());
+  } catch {
+    return undefined;
+  }
+  const only = instr.heredocs[0];
+  return word !== undefined && only !== undefined && word.name === only.name ? only : undefined;
+}
+
 /**
- * Shell-form RUN text with heredocs: a single heredoc that is the whole command becomes its body;
- * otherwise the line plus each body and terminator goes to the shell (A3 case 2 and 3; case 1, a
- * `#!` body, is the builder's: it needs a file).
+ * A3 case 1: one heredoc that is the whole command with a `#!` body runs as a script file
+ * (`/dev/pipes/<name>`, mode 0755, read-only); the builder writes it.
+ */
+export function runHeredocScript(instr: RunInstruction): { name: string; body: string } | undefined {
+  const only = singleWholeHeredoc(instr);
+  return only !== undefined && only.body.startsWith('#!') ? { name: only.name, body: only.body } : undefined;
+}
+
+/**
+ * Shell-form RUN text with heredocs: a single heredoc that is the whole command becomes its body
+ * (case 2); otherwise the line plus each body and terminator goes to the shell (case 3).
  */
 export function runShellText(instr: RunInstruction): string {
   if (instr.command.form === 'exec') return instr.command.argv.join(' ');
   const cmd = instr.command.command;
   if (instr.heredocs.length === 0) return cmd;
-  const only = instr.heredocs[0];
-  if (instr.heredocs.length === 1 && only !== undefined && /^\d*<<-?\s*\S+$/.test(cmd.trim()) && !only.body.startsWith('#!')) {
-    return only.body;
-  }
+  const only = singleWholeHeredoc(instr);
+  if (only !== undefined && !only.body.startsWith('#!')) return only.body;
   let text = cmd;
   for (const h of instr.heredocs) text += '\n' + h.body + h.name;
   return text;
@@ -515,7 +540,7 @@ export function historyFor(instr: RunInstruction | CopyInstruction | AddInstruct
     return `RUN ${[...prefix, ...argv].join(' ')} # buildkit`;
   }
   const env = expansionEnv(state);
-  const x = (w: string) => expandWord(w, env);
+  const x = (w: string) => expandWord(w, env, { escape: state.escape ?? '\\' });
   let msg = instr.kind === 'copy' ? 'COPY' : 'ADD';
   if (instr.kind === 'copy' && instr.parents) msg += ' --parents';
   if (instr.chown) msg += ` --chown=${x(instr.chown)}`;

@@ -210,3 +210,17 @@ describe('goDuration', () => {
     assert.equal(goDuration(5e6), '5ms');
   });
 });
+
+describe('RUN heredocs (A3)', () => {
+  const st = initialStageState({ baseConfig: { architecture: 'arm64', os: 'linux' } as ImageConfig, buildArgs: {}, platform, metaArgs: [] });
+  const run = (text: string) => {
+    const i = parse(`FROM scratch\n${text}`).stages[0]!.instructions[0]!;
+    assert.equal(i.kind, 'run');
+    return i as Extract<Instruction, { kind: 'run' }>;
+  };
+  it('a whole-command heredoc becomes the command; with #! it is a script file; else the shell gets it all', () => {
+    assert.deepEqual(runArgv(run('RUN <<-EOF\n\techo a\n\techo b\nEOF\n'), st), ['/bin/sh', '-c', 'echo a\necho b\n']);
+    assert.deepEqual(runArgv(run('RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n'), st), ['/bin/sh', '-c', '/dev/pipes/EOF']);
+    assert.deepEqual(runArgv(run('RUN cat <<A > /a && cat <<B > /b\na\nA\nb\nB\n'), st), ['/bin/sh', '-c', 'cat <<A > /a && cat <<B > /b\na\nA\nb\nB']);
+  });
+});
