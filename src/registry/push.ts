@@ -201,8 +201,8 @@ export class Pusher {
         const upload = state.inflight.get(`up:${digest}`);
         if (upload) {
           // Another repo is uploading these bytes: wait, then mount from it.
+          // (singleFlight removes the key before the promise settles, so this cannot spin.)
           await upload.catch(() => {});
-          if (state.inflight.get(`up:${digest}`) === upload) return; // cannot happen, but never spin
           continue;
         }
         const sources = [...(state.present.get(digest) ?? [])].filter((r) => r !== repository);

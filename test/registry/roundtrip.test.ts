@@ -162,6 +162,32 @@ describe('dedup across repositories (token auth)', () => {
   });
 });
 
+describe('single flight and concurrency limits', () => {
+  test('concurrent targets needing the same blobs in one repo upload each blob once; a limit of 1 does not deadlock', async () => {
+    const reg = await startRegistry();
+    const client = clientFor(reg);
+    try {
+      const shared = await randomLayer(20_000);
+      const image = makeImage([shared, await randomLayer(300)]);
+      const pusher = new Pusher({ client, concurrencyPerRegistry: 1 });
+      const other = makeImage([shared], { label: 'other' });
+      await pusher.pushAll([
+        { registry: reg.host, repository: 'sf/one', tags: ['a'], root: image },
+        { registry: reg.host, repository: 'sf/one', tags: ['b'], root: image },
+        { registry: reg.host, repository: 'sf/two', tags: ['c'], root: other },
+      ]);
+      const stats = pusher.stats()[reg.host]!;
+      assert.equal(stats.blobsUploaded, 4); // shared, unique layer, two configs
+      assert.equal(stats.blobsMounted, 1); // shared into sf/two
+      const puts = reg.accessLog().filter((e) => e.method === 'PUT' && e.path.includes('/blobs/uploads/'));
+      assert.equal(puts.length, 4);
+    } finally {
+      await client.close();
+      await reg.stop();
+    }
+  });
+});
+
 describe('manifest PUT with a blob the registry lost', () => {
   test('MANIFEST_BLOB_UNKNOWN relinks the named blob and retries the PUT once', async () => {
     const { rm: rmFile } = await import('node:fs/promises');
