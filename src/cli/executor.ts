@@ -115,7 +115,7 @@ const FLAGS: FlagSpec[] = [
     },
   },
   { names: ['--reproducible'], kind: 'bool', help: 'clamp timestamps (created, history, layer mtimes) for identical digests', apply: (o, v) => void (o.reproducible = parseBool('--reproducible', v)) },
-  { names: ['--insecure'], kind: 'bool', help: 'allow plain HTTP to every registry', apply: (o, v) => void (o.insecure = parseBool('--insecure', v)) },
+  { names: ['--insecure'], kind: 'bool', help: 'plain HTTP to the destination registries (use --insecure-registry for others)', apply: (o, v) => void (o.insecure = parseBool('--insecure', v)) },
   { names: ['--insecure-registry'], kind: 'repeat', help: 'host[:port] reached over plain HTTP (repeatable)', apply: (o, v) => void o.insecureRegistries.push(v) },
   {
     names: ['--skip-tls-verify'], kind: 'bool', help: 'accepted; TLS verification is not skipped yet',
@@ -300,10 +300,11 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
   if (o.destinations.length === 0 && !o.noPush && !o.tarPath && !o.ociLayoutPath) {
     throw usage('no destination given', 'pass --destination (a registry ref, oci:<dir> or docker-archive:<file>), or --no-push with --tar-path/--oci-layout-path');
   }
-  const [{ buildDockerfile, writeDestinations, createEnginePorts, parseDestination, writeFileAtomic }, { hostPlatform, parsePlatform }, { resolveCacheDir }] = await Promise.all([
+  const [{ buildDockerfile, writeDestinations, createEnginePorts, parseDestination, writeFileAtomic }, { hostPlatform, parsePlatform }, { resolveCacheDir }, { parseReference }] = await Promise.all([
     import('../engine/build-image.js'),
     import('../image/platform.js'),
     import('../store/cache-dir.js'),
+    import('../registry/reference.js'),
   ]);
   for (const d of o.destinations) parseDestination(d);
   const controller = new AbortController();
@@ -333,11 +334,13 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
     const epochText = env['SOURCE_DATE_EPOCH'] ?? o.buildArgs['SOURCE_DATE_EPOCH'];
     const sourceDateEpoch = o.reproducible ? Number(epochText ?? 0) : epochText !== undefined ? Number(epochText) : undefined;
     if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw usage(`SOURCE_DATE_EPOCH ${JSON.stringify(epochText)} is not a whole number of seconds`);
+    // Kaniko's --insecure is about pushing: the destination registries are spoken to over HTTP.
+    const insecureHosts = o.insecure ? registryRefs.map((r) => parseReference(r).registry) : [];
     const ports = await createEnginePorts({
       cacheDir,
       snapshotter: o.snapshotter,
       isolation: o.isolation,
-      registry: { insecureRegistries: [...o.insecureRegistries], insecureAll: o.insecure, registryMirrors: [...o.registryMirrors] },
+      registry: { insecureRegistries: [...o.insecureRegistries, ...insecureHosts], registryMirrors: [...o.registryMirrors] },
       signal: controller.signal,
     });
     cleanups.push(() => ports.close());

@@ -281,7 +281,7 @@ export interface EngineSetupOptions {
   cacheDir: string;
   snapshotter: 'auto' | 'overlay' | 'walk';
   isolation: 'auto' | 'bwrap' | 'chroot' | 'none';
-  registry?: { insecureRegistries?: string[]; insecureAll?: boolean; registryMirrors?: string[] };
+  registry?: { insecureRegistries?: string[]; registryMirrors?: string[] };
   /** Overrides the registry puller for FROM / COPY --from images (local images, tests). */
   images?: ImageSource;
   signal: AbortSignal;

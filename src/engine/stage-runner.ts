@@ -161,7 +161,8 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
  */
 export function finalizeConfig(config: ImageConfig): ImageConfig {
   const cc = config.config ?? {};
-  const drop = Object.entries(cc).filter(([, v]) => v === null || v === undefined || (Array.isArray(v) && v.length === 0 && v !== cc.Env));
+  const isEmpty = (v: unknown) => v === null || v === undefined || (Array.isArray(v) ? v.length === 0 : typeof v === 'object' && Object.keys(v).length === 0);
+  const drop = Object.entries(cc).filter(([k, v]) => k !== 'Env' && isEmpty(v));
   if (drop.length === 0) return config;
   return patchConfig(config, Object.fromEntries(drop.map(([k]) => [k, undefined])));
 }

@@ -66,21 +66,24 @@ test('bad values and missing values are usage errors', () => {
   assert.throws(() => parseExecutorArgs(['stray']), /unexpected argument "stray"/);
 });
 
-test('runExecutor exits 2 on an unknown flag and prints the supported ones', async () => {
+/** Runs the executor in-process with stderr captured (stdout belongs to the test runner). */
+async function runCapturingStderr(argv: string[]): Promise<{ code: number; stderr: string }> {
   const writes: string[] = [];
   const orig = process.stderr.write.bind(process.stderr);
   process.stderr.write = ((chunk: string | Uint8Array) => {
     writes.push(String(chunk));
     return true;
   }) as typeof process.stderr.write;
-  let code: number;
   try {
-    code = await runExecutor(['--bogus-flag']);
+    return { code: await runExecutor(argv), stderr: writes.join('') };
   } finally {
     process.stderr.write = orig;
   }
+}
+
+test('runExecutor exits 2 on an unknown flag and prints the supported ones', async () => {
+  const { code, stderr: err } = await runCapturingStderr(['--bogus-flag']);
   assert.equal(code, 2);
-  const err = writes.join('');
   assert.match(err, /unknown flag --bogus-flag/);
   assert.ok(supportedFlagNames().every((f) => err.includes(f)));
 });
@@ -94,4 +97,11 @@ test('context and Dockerfile locations follow Kaniko', () => {
   assert.equal(dockerfileLocation('Dockerfile', '/ctx', () => false), '/ctx/Dockerfile');
   assert.equal(repositoryOf('localhost:5000/a/b:v1'), 'localhost:5000/a/b');
   assert.equal(repositoryOf('localhost:5000/a/b'), 'localhost:5000/a/b');
+});
+
+test('no destination and no --no-push is a usage error (exit 2), before anything is built', async () => {
+  const r = await runCapturingStderr(['--context', '/nonexistent-context-dir']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /no destination given/);
+  assert.match(r.stderr, /--no-push/);
 });

@@ -122,10 +122,3 @@ test('a failing build exits 1 with file:line and writes no destination', async (
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   assert.ok(!existsSync(layout));
 });
-
-test('no destination and no --no-push is a usage error (exit 2)', async () => {
-  const ctx = context('nodest', { Dockerfile: 'FROM scratch\n' });
-  const r = await executor(['--context', ctx]);
-  assert.equal(r.code, 2);
-  assert.match(r.stderr, /no destination given/);
-});

@@ -142,6 +142,7 @@ test('aborting a build stops the running step and releases every rootfs', async 
   });
   await assert.rejects(p);
   assert.ok(Date.now() - t0 < 50_000, 'the sleep was killed, not waited for');
+  // Every other build of this process has finished, so any rootfs work dir left would be this one's.
   const work = join(f.cacheDir, 'work');
   const left = existsSync(work) ? readdirSync(work).filter((n) => !n.startsWith('.')) : [];
   assert.deepEqual(left, [], 'no rootfs work dir left behind');

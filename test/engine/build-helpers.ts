@@ -9,7 +9,14 @@ import { dirname, join } from 'node:path';
 import type { Image } from '../../src/image/blob.js';
 import { hostPlatform } from '../../src/image/platform.js';
 import { buildDockerfile, createEnginePorts, writeDestinations, type BuildOptions } from '../../src/engine/build-image.js';
-import { busyboxLayout, localImages } from '../helpers/busybox-image.js';
+import { busyboxLayout, localImages, processTempDir } from '../helpers/busybox-image.js';
+
+let cacheDir: string | undefined;
+/** One cache per test process: base layers are unpacked once, like on a real machine. */
+function sharedCacheDir(): string {
+  cacheDir ??= processTempDir('stowage-build-cache-');
+  return cacheDir;
+}
 
 export interface BuildFixture {
   root: string;
@@ -26,7 +33,7 @@ export function fixture(files: Record<string, string>): BuildFixture {
     mkdirSync(dirname(join(context, name)), { recursive: true });
     writeFileSync(join(context, name), content);
   }
-  return { root, context, cacheDir: join(root, 'cache'), cleanup: () => rmSync(root, { recursive: true, force: true }) };
+  return { root, context, cacheDir: sharedCacheDir(), cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 
 export interface BuildRun {
@@ -39,13 +46,18 @@ export async function build(
     Pick<BuildOptions, 'sourceDateEpoch' | 'now' | 'onEvent' | 'secrets'>
   > = {},
 ): Promise<Image> {
-  const bb = await busyboxLayout();
   const signal = options.signal ?? new AbortController().signal;
   const setup = await createEnginePorts({
     cacheDir: fx.cacheDir,
     snapshotter: options.snapshotter ?? 'auto',
     isolation: 'bwrap',
-    images: localImages({ busybox: { dir: bb.dir, tag: bb.tag } }),
+    // Built lazily: only tests whose Dockerfile names `busybox` pay for it (once per process).
+    images: {
+      async resolve(ref, platform, sig) {
+        const bb = await busyboxLayout();
+        return localImages({ busybox: { dir: bb.dir, tag: bb.tag } }).resolve(ref, platform, sig);
+      },
+    },
     signal,
   });
   try {

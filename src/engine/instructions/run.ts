@@ -24,6 +24,12 @@ export async function executeRun(instr: RunInstruction, state: StageState, confi
   const shell = cc.Shell && cc.Shell.length > 0 ? cc.Shell : DEFAULT_SHELL;
   const cwd = cc.WorkingDir || '/';
   const where = { file: env.dockerfilePath, range: instr.range };
+  if (instr.security === 'insecure') {
+    throw new StowageError('build/insecure-not-allowed', 'RUN --security=insecure needs the security.insecure entitlement, which stowage does not grant', {
+      ...where,
+      hint: 'remove --security=insecure; privileged steps are not supported',
+    });
+  }
 
   let user;
   try {
@@ -62,6 +68,8 @@ export async function executeRun(instr: RunInstruction, state: StageState, confi
     cwd,
     user: { uid: user.uid, gid: user.gid, supplementaryGids: user.supplementaryGids },
     network,
+    // BuildKit's default hostname, overridable with the BUILDKIT_SANDBOX_HOSTNAME build arg (A7).
+    hostname: options.buildArgs['BUILDKIT_SANDBOX_HOSTNAME'] || 'buildkitsandbox',
     mounts: allMounts,
     signal: options.signal,
     tailLines: OUTPUT_TAIL_LINES,
