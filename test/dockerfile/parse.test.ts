@@ -278,3 +278,12 @@ describe('speed', () => {
     assert.equal(stages, 1000);
   });
 });
+
+describe('ADD --checksum', () => {
+  it('accepts one URL source, rejects local or multiple sources', () => {
+    const a = only('ADD --checksum=sha256:abc https://example.com/x.tar.gz /x');
+    if (a.kind === 'add') assert.equal(a.checksum, 'sha256:abc');
+    assert.match(errorOf('FROM scratch\nADD --checksum=sha256:abc local.txt /x').message, /non-HTTP\(S\) sources/);
+    assert.match(errorOf('FROM scratch\nADD --checksum=sha256:abc https://a/1 https://a/2 /x/').message, /multiple sources/);
+  });
+});
