@@ -249,9 +249,9 @@ export function normalizeSpec(input: NormalizeInput): NormalizeOutput {
         if (typeof s.value === 'string') {
           const v = interp(s.value, s.path, scope);
           if (v === undefined) ok = false;
-          else o[k] = v;
+          else setOwn(o, k, v);
         } else {
-          o[k] = String(s.value);
+          setOwn(o, k, String(s.value));
         }
       }
       if (m.mapPaths[field]) fields[field] = loc(m.mapPaths[field]!);
@@ -303,11 +303,11 @@ export function normalizeSpec(input: NormalizeInput): NormalizeOutput {
       if (s.value.env !== undefined) {
         const v = interp(s.value.env, [...s.path, 'env'], scope);
         if (v === undefined) ok = false;
-        else secrets[id] = { env: v };
+        else setOwn(secrets, id, { env: v });
       } else if (s.value.file !== undefined) {
         const v = interp(s.value.file, [...s.path, 'file'], scope);
         if (v === undefined) ok = false;
-        else secrets[id] = { file: resolve(dir, v) };
+        else setOwn(secrets, id, { file: resolve(dir, v) });
       }
     }
     if (m.mapPaths.secrets) fields.secrets = loc(m.mapPaths.secrets);
@@ -376,7 +376,7 @@ function fieldsOf(raw: RawFields, base: DataPath): Merged {
     const map = raw[field];
     if (!map) continue;
     m.mapPaths[field] = [...base, field];
-    for (const [k, v] of Object.entries(map)) (m[field] as Record<string, Sourced<unknown>>)[k] = { value: v, path: [...base, field, k] };
+    for (const [k, v] of Object.entries(map)) setOwn(m[field] as Record<string, Sourced<unknown>>, k, { value: v, path: [...base, field, k] });
   }
   return m;
 }
@@ -427,7 +427,7 @@ function resolveVars(raw: RawSpec, input: NormalizeInput, report: Report, keyLoc
         report('error', 'spec/var-unset', keyLoc(['vars', name]), `variable '${name}' has no value`, `set it with --var ${name}=… or ${envName}, or give it a default`);
         continue;
       }
-      out[name] = def;
+      setOwn(out, name, def);
       continue;
     }
     const v = convertVar(text, type);
@@ -435,9 +435,14 @@ function resolveVars(raw: RawSpec, input: NormalizeInput, report: Report, keyLoc
       report('error', 'spec/var-type', keyLoc(['vars', name]), `${origin} is '${text}', which is not a ${type}`, type === 'bool' ? 'use true or false' : undefined);
       continue;
     }
-    out[name] = v;
+    setOwn(out, name, v);
   }
   return out;
+}
+
+/** Assignment that treats `__proto__` as an ordinary key, as the YAML did. */
+function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function typeOfScalar(v: Scalar): 'string' | 'number' | 'bool' {

@@ -29,11 +29,11 @@ export interface ParsedYaml {
 
 export interface ParseLimits {
   maxDepth: number;
-  /** Total nodes produced, counting every alias expansion (guards against "billion laughs"). */
-  maxNodes: number;
+  /** Values produced by expanding aliases (guards against "billion laughs"); file size bounds the rest. */
+  maxAliasValues: number;
 }
 
-export const DEFAULT_PARSE_LIMITS: ParseLimits = { maxDepth: 64, maxNodes: 2_000_000 };
+export const DEFAULT_PARSE_LIMITS: ParseLimits = { maxDepth: 64, maxAliasValues: 100_000 };
 
 const WHOLE_FILE: SourceRange = { start: { line: 1, column: 1 }, end: { line: 1, column: 1 } };
 
@@ -77,7 +77,17 @@ export function parseYaml(text: string, file: string, limits: ParseLimits = DEFA
     return idx;
   };
 
-  const deref = (n: unknown, hops = 0): unknown => (isAlias(n) && hops < 32 ? deref(n.resolve(doc as Document), hops + 1) : n);
+  // Alias.resolve walks the whole document; remember each answer so expansion stays linear.
+  const aliasTargets = new Map<unknown, unknown>();
+  const deref = (n: unknown, hops = 0): unknown => {
+    if (!isAlias(n) || hops >= 32) return n;
+    let target = aliasTargets.get(n);
+    if (target === undefined) {
+      target = n.resolve(doc as Document) ?? null;
+      aliasTargets.set(n, target);
+    }
+    return deref(target, hops + 1);
+  };
 
   const locate = (path: DataPath): Located => {
     let node: unknown = doc.contents;
@@ -108,16 +118,17 @@ export function parseYaml(text: string, file: string, limits: ParseLimits = DEFA
 
   if (doc.errors.length > 0) return { value: undefined, locate, diagnostics };
 
-  let nodes = 0;
+  let aliasValues = 0;
   let failed = false;
   const fail = (code: string, message: string, range: SourceRange, hint?: string) => {
     diagnostics.push({ file, range, severity: 'error', code, message, hint });
     failed = true;
   };
-  const convert = (raw: unknown, depth: number): unknown => {
+  const convert = (raw: unknown, depth: number, viaAlias = false): unknown => {
     if (failed) return undefined;
-    if (++nodes > limits.maxNodes) {
-      fail('spec/too-complex', `the spec expands to more than ${limits.maxNodes} values`, rangeOf((raw as YamlNode | null)?.range), 'YAML aliases that refer to aliases multiply; a build spec does not need them');
+    const expanding = viaAlias || isAlias(raw);
+    if (expanding && ++aliasValues > limits.maxAliasValues) {
+      fail('spec/too-complex', `YAML aliases expand to more than ${limits.maxAliasValues} values`, rangeOf((raw as YamlNode | null)?.range), 'aliases that refer to aliases multiply; a build spec does not need them');
       return undefined;
     }
     const n = deref(raw);
@@ -132,7 +143,7 @@ export function parseYaml(text: string, file: string, limits: ParseLimits = DEFA
       if (typeof v === 'bigint') return Number(v);
       return String(v);
     }
-    if (isSeq(n)) return n.items.map((item) => convert(item, depth + 1));
+    if (isSeq(n)) return n.items.map((item) => convert(item, depth + 1, expanding));
     if (isMap(n)) {
       const out: Record<string, unknown> = {};
       const seen = new Set<string>();
@@ -151,7 +162,7 @@ export function parseYaml(text: string, file: string, limits: ParseLimits = DEFA
         }
         seen.add(key);
         // defineProperty: a key named `__proto__` must stay data, never change the prototype.
-        Object.defineProperty(out, key, { value: convert(pair.value, depth + 1), enumerable: true, writable: true, configurable: true });
+        Object.defineProperty(out, key, { value: convert(pair.value, depth + 1, expanding), enumerable: true, writable: true, configurable: true });
       }
       return out;
     }
