@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { StowageError } from '../util/errors.js';
 import { didYouMean } from '../util/levenshtein.js';
+import type { Destination } from '../engine/build-image.js';
 
 export type SnapshotterChoice = 'auto' | 'overlay' | 'walk';
 export type IsolationChoice = 'auto' | 'bwrap' | 'chroot' | 'none';
@@ -364,9 +365,10 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
         },
       },
     });
-    const targets: string[] = o.destinations.filter((d) => !(o.noPush && registryRefs.includes(d)));
-    if (o.tarPath) targets.push(`docker-archive:${o.tarPath}${registryRefs[0] ? `:${registryRefs[0]}` : ''}`);
-    if (o.ociLayoutPath) targets.push(`oci:${o.ociLayoutPath}`);
+    const targets: Destination[] = o.destinations.filter((d) => !(o.noPush && registryRefs.includes(d))).map(parseDestination);
+    // Kaniko's --tar-path archive carries every registry destination as a tag.
+    if (o.tarPath) targets.push({ kind: 'docker-archive', file: o.tarPath, refs: registryRefs, text: `docker-archive:${o.tarPath}` });
+    if (o.ociLayoutPath) targets.push(parseDestination(`oci:${o.ociLayoutPath}`));
     const written = await writeDestinations(image, targets, { ...(o.noPush ? {} : { push: ports.push }), signal: controller.signal });
     for (const w of written) process.stdout.write(`${w.destination} ${w.digest}\n`);
     if (written.length === 0) process.stdout.write(`${image.digest}\n`);

@@ -186,7 +186,7 @@ export function applyLabels(image: Image, labels: Readonly<Record<string, string
 
 export type Destination =
   | { kind: 'oci'; dir: string; tag: string; text: string }
-  | { kind: 'docker-archive'; file: string; ref?: string; text: string }
+  | { kind: 'docker-archive'; file: string; refs: string[]; text: string }
   | { kind: 'registry'; ref: string; text: string };
 
 /**
@@ -208,7 +208,8 @@ export function parseDestination(text: string): Destination {
     const i = rest.indexOf(':');
     const file = i < 0 ? rest : rest.slice(0, i);
     if (file === '') throw new StowageError('usage/bad-destination', `destination ${JSON.stringify(text)} names no file`, { hint: 'write docker-archive:<file.tar>[:ref]' });
-    return i < 0 || rest.slice(i + 1) === '' ? { kind: 'docker-archive', file, text } : { kind: 'docker-archive', file, ref: rest.slice(i + 1), text };
+    const ref = i < 0 ? '' : rest.slice(i + 1);
+    return { kind: 'docker-archive', file, refs: ref === '' ? [] : [ref], text };
   }
   return { kind: 'registry', ref: text, text };
 }
@@ -241,7 +242,7 @@ export async function writeDestinations(image: Image, destinations: readonly (st
       case 'docker-archive': {
         const { writeDockerArchive } = await import('../store/docker-archive.js');
         const file = resolvePath(d.file);
-        await writeDockerArchive(file, image, { refs: d.ref ? [d.ref] : [], signal: ports.signal });
+        await writeDockerArchive(file, image, { refs: d.refs, signal: ports.signal });
         out.push({ destination: d.text, digest: image.digest });
         break;
       }
@@ -282,8 +283,13 @@ export interface EngineSetupOptions {
   snapshotter: 'auto' | 'overlay' | 'walk';
   isolation: 'auto' | 'bwrap' | 'chroot' | 'none';
   registry?: { insecureRegistries?: string[]; registryMirrors?: string[] };
-  /** Overrides the registry puller for FROM / COPY --from images (local images, tests). */
+  /** Replaces the registry puller for FROM / COPY --from images entirely (tests, offline use). */
   images?: ImageSource;
+  /**
+   * Consulted before the registry: images this run built itself (image-to-image dependencies of a
+   * spec) by reference; undefined means "not mine, pull it".
+   */
+  resolveLocal?: (ref: string, platform: Platform, signal: AbortSignal) => Promise<Image | undefined>;
   signal: AbortSignal;
 }
 
@@ -319,7 +325,9 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
   const isolation = o.isolation === 'auto' ? (await sandbox.detectIsolation(o.signal)).isolation : o.isolation;
   const pulled = new Map<string, Promise<Image>>();
   const registryImages: ImageSource = {
-    resolve(ref, platform, signal) {
+    async resolve(ref, platform, signal) {
+      const local = await o.resolveLocal?.(ref, platform, signal);
+      if (local) return local;
       const key = `${ref}|${platform.os}/${platform.architecture}/${platform.variant ?? ''}`;
       let p = pulled.get(key);
       if (!p) {

@@ -91,6 +91,8 @@ test('pulls the base from a registry, runs RUN, pushes, and writes every local o
   assert.equal(local.Digest, digest);
   const archived = JSON.parse(execFileSync('skopeo', ['inspect', `docker-archive:${tar}`], { encoding: 'utf8' })) as { RepoTags: string[]; Layers: string[] };
   assert.equal(archived.Layers.length, 4);
+  const archiveManifest = JSON.parse(execFileSync('tar', ['-xOf', tar, 'manifest.json'], { encoding: 'utf8' })) as { RepoTags: string[] }[];
+  assert.deepEqual(archiveManifest[0]!.RepoTags, [dest], '--tar-path tags the archive with the destinations');
 
   // The RUN really ran with the build arg: unpack the pushed layers through skopeo + umoci.
   const copied = join(root, 'app-copy');
