@@ -3,7 +3,14 @@ import { didYouMean } from '../util/levenshtein.js';
 
 type CommandRunner = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, () => Promise<CommandRunner>> = {};
+/** Each command's module is imported only when it runs, so startup stays cheap. */
+const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
+  lint: async () => (await import('./lint.js')).runLint,
+  plan: async () => (await import('./plan.js')).runPlan,
+  schema: async () => (await import('./schema.js')).runSchema,
+  executor: async () => (await import('./executor.js')).runExecutor,
+  copy: async () => (await import('./copy.js')).runCopy,
+};
 
 export async function runCommand(name: string, argv: string[]): Promise<number> {
   const load = COMMANDS[name];

@@ -1,10 +1,8 @@
 /**
  * Composition root. Keeps startup cheap: command modules are imported only when used.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
 import { StowageError, errorMessage, isStowageError } from '../util/errors.js';
+import { packageVersion } from './version.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -25,12 +23,6 @@ Commands:
 Run 'stowage <command> --help' for a command's options.
 Global: --version, --help
 `;
-
-function packageVersion(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const pkg = JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 export async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;

@@ -1,18 +1,23 @@
-/** Edit distance, used for "did you mean …" suggestions. */
+/**
+ * Edit distance with adjacent transpositions (optimal string alignment), used for "did you mean …"
+ * suggestions: swapped letters ("biuld") are the most common typo and count as one edit.
+ */
 export function editDistance(a: string, b: string): number {
   if (a === b) return 0;
-  const prev = new Array<number>(b.length + 1);
-  for (let j = 0; j <= b.length; j++) prev[j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j]!;
-      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
+  const rows = a.length + 1;
+  const cols = b.length + 1;
+  const d: number[] = new Array<number>(rows * cols).fill(0);
+  for (let i = 0; i < rows; i++) d[i * cols] = i;
+  for (let j = 0; j < cols; j++) d[j] = j;
+  for (let i = 1; i < rows; i++) {
+    for (let j = 1; j < cols; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[(i - 1) * cols + j]! + 1, d[i * cols + j - 1]! + 1, d[(i - 1) * cols + j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[(i - 2) * cols + j - 2]! + 1);
+      d[i * cols + j] = v;
     }
   }
-  return prev[b.length]!;
+  return d[rows * cols - 1]!;
 }
 
 /** The closest candidate within a distance proportional to the word's length, if any. */
@@ -21,10 +26,10 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
   let bestDist = Infinity;
   const limit = Math.max(1, Math.floor(word.length / 3));
   for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDist && d <= limit) {
+    const dist = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (dist < bestDist && dist <= limit) {
       best = c;
-      bestDist = d;
+      bestDist = dist;
     }
   }
   return best;

@@ -1,0 +1,155 @@
+/**
+ * `stowage plan`: print the compiled build graph. Pure past loading: no network, no credentials,
+ * and the same input gives byte-identical output (golden-tested).
+ */
+import { resolve } from 'node:path';
+import { compileGraph } from '../graph/compile.js';
+import type { BuildGraph } from '../graph/types.js';
+import { formatPlatform, hostPlatform } from '../image/platform.js';
+import { selectImages } from '../spec/select.js';
+import type { Diagnostic } from '../util/errors.js';
+import { oneOf, parseCommandArgs, parseKeyValues } from './args.js';
+import { renderHuman } from './diagnostics-output.js';
+import { displayPath, loadProject } from './project.js';
+import { readFileSync } from 'node:fs';
+
+const FORMATS = ['text', 'json', 'dot'] as const;
+
+export const PLAN_USAGE = `Usage: stowage plan [options] [IMAGE|GROUP|GLOB ...]
+
+Compiles the spec and its Dockerfiles into the build graph and prints it. With names, the graph
+is limited to those images (names, groups or globs like 'svc-*') and what they depend on.
+
+Options:
+  -f, --file PATH        the spec (default ./stowage.yaml)
+      --var K=V          override a spec variable (repeatable; also STOWAGE_VAR_K)
+      --format FORMAT    text (default), json or dot
+      --platform P       the platform images without 'platforms:' build for (default: this machine's)
+  -h, --help             this help
+`;
+
+export interface PlanOptions {
+  file: string;
+  vars: Record<string, string>;
+  env: Record<string, string | undefined>;
+  cwd: string;
+  selection: string[];
+  hostPlatform?: string;
+}
+
+export interface PlanResult {
+  graph?: BuildGraph;
+  diagnostics: Diagnostic[];
+}
+
+export async function computePlan(options: PlanOptions): Promise<PlanResult> {
+  const project = await loadProject(options);
+  const errors = (ds: readonly Diagnostic[]) => ds.some((d) => d.severity === 'error');
+  if (!project.spec || errors(project.diagnostics)) return { diagnostics: project.diagnostics };
+  const selected = selectImages(project.spec, options.selection);
+  if (errors(selected.diagnostics)) return { diagnostics: selected.diagnostics };
+  const compiled = compileGraph({
+    spec: project.spec,
+    dockerfiles: project.dockerfiles,
+    selection: selected.images,
+    hostPlatform: options.hostPlatform ?? formatPlatform(hostPlatform()),
+    displayPath: (p) => displayPath(options.cwd, p),
+  });
+  const diagnostics = [...project.diagnostics, ...selected.diagnostics, ...compiled.diagnostics];
+  return errors(diagnostics) ? { diagnostics } : { graph: compiled.graph, diagnostics };
+}
+
+export function renderPlanText(graph: BuildGraph): string {
+  const lines: string[] = [];
+  const shortId = (id: string) => id.slice(0, 12);
+  const byId = new Map(graph.vertices.map((v) => [v.id, v]));
+  lines.push(`${graph.images.length} image(s), ${graph.vertices.length} stage build(s)`);
+  for (const img of graph.images) {
+    lines.push('');
+    lines.push(`image ${img.name}  [${img.platform}]${img.dependsOn.length ? `  after: ${img.dependsOn.join(', ')}` : ''}`);
+    for (const d of img.destinations) lines.push(`  -> ${d}${img.push ? '' : ' (push: false)'}`);
+    for (const id of img.stages) {
+      const v = byId.get(id)!;
+      const shared = v.usedBy.length > 1 ? `  (shared with ${v.usedBy.filter((u) => u !== img.name).join(', ')})` : '';
+      const base =
+        v.base.kind === 'scratch' ? 'scratch' : v.base.kind === 'image' ? v.base.ref : v.base.image ? `image ${v.base.image}` : `stage ${shortId(v.base.vertex)}`;
+      lines.push(`  stage ${v.stage.name ?? v.stage.index} ${shortId(v.id)} from ${base}${shared}`);
+      for (const s of v.steps.slice(1)) lines.push(`    ${String(s.line).padStart(3)}: ${s.text.length > 100 ? `${s.text.slice(0, 97)}...` : s.text}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function dotId(s: string): string {
+  return JSON.stringify(s);
+}
+
+export function renderPlanDot(graph: BuildGraph): string {
+  const lines = ['digraph stowage {', '  rankdir=LR;', '  node [shape=box, fontname="monospace"];'];
+  for (const v of graph.vertices) {
+    const label = `${v.dockerfile}\\nstage ${v.stage.name ?? v.stage.index}\\n${v.id.slice(0, 12)}`;
+    lines.push(`  ${dotId(`v:${v.id}`)} [label=${JSON.stringify(label).replace(/\\\\n/g, '\\n')}];`);
+    for (const d of v.dependsOn) lines.push(`  ${dotId(`v:${d}`)} -> ${dotId(`v:${v.id}`)};`);
+    if (v.base.kind === 'image') {
+      lines.push(`  ${dotId(`i:${v.base.ref}`)} [shape=ellipse, label=${JSON.stringify(v.base.ref)}];`);
+      lines.push(`  ${dotId(`i:${v.base.ref}`)} -> ${dotId(`v:${v.id}`)};`);
+    }
+  }
+  for (const img of graph.images) {
+    lines.push(`  ${dotId(`img:${img.name}`)} [shape=component, label=${JSON.stringify(img.name)}];`);
+    lines.push(`  ${dotId(`v:${img.target}`)} -> ${dotId(`img:${img.name}`)};`);
+  }
+  lines.push('}');
+  return `${[...new Set(lines)].join('\n')}\n`;
+}
+
+export async function runPlan(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs('plan', argv, {
+    file: { type: 'string', short: 'f' },
+    var: { type: 'string', multiple: true },
+    format: { type: 'string' },
+    platform: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(PLAN_USAGE);
+    return 0;
+  }
+  const format = oneOf('--format', values.format as string | undefined, FORMATS, 'text');
+  const cwd = process.cwd();
+  const result = await computePlan({
+    file: resolve(cwd, (values.file as string | undefined) ?? 'stowage.yaml'),
+    vars: parseKeyValues('--var', values.var as string[] | undefined),
+    env: process.env,
+    cwd,
+    selection: positionals,
+    ...(values.platform ? { hostPlatform: values.platform as string } : {}),
+  });
+  const problems = result.diagnostics.filter((d) => d.severity === 'error');
+  if (!result.graph) {
+    const readSource = (f: string) => {
+      try {
+        return readFileSync(resolve(cwd, f), 'utf8');
+      } catch {
+        return undefined;
+      }
+    };
+    process.stderr.write(renderHuman(problems, { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR, readSource }));
+    process.stderr.write(`stowage plan: ${problems.length} error(s); run 'stowage lint' for details\n`);
+    return 1;
+  }
+  switch (format) {
+    case 'text':
+      process.stdout.write(renderPlanText(result.graph));
+      break;
+    case 'json':
+      process.stdout.write(`${JSON.stringify(result.graph, null, 2)}\n`);
+      break;
+    case 'dot':
+      process.stdout.write(renderPlanDot(result.graph));
+      break;
+  }
+  return 0;
+}
+
+

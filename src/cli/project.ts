@@ -1,0 +1,82 @@
+/**
+ * Loads what every spec command needs: the spec, and each Dockerfile it names, read and parsed
+ * once (several images often share one Dockerfile). The I/O edge for lint, plan and build.
+ */
+import { readFile } from 'node:fs/promises';
+import { relative, isAbsolute } from 'node:path';
+import { parseDockerfile } from '../dockerfile/parse.js';
+import type { ParsedDockerfile } from '../graph/compile.js';
+import { loadSpec } from '../spec/load.js';
+import type { BuildSpec, SpecImage } from '../spec/types.js';
+import type { Diagnostic } from '../util/errors.js';
+
+export interface Project {
+  spec?: BuildSpec;
+  /** Keyed by absolute Dockerfile path; present for every Dockerfile that could be read. */
+  dockerfiles: Map<string, ParsedDockerfile>;
+  diagnostics: Diagnostic[];
+}
+
+export interface LoadProjectOptions {
+  file: string;
+  vars: Record<string, string>;
+  env: Record<string, string | undefined>;
+  cwd: string;
+}
+
+/** Dockerfiles larger than this are refused rather than parsed (a Dockerfile is text, not data). */
+const MAX_DOCKERFILE_BYTES = 4 * 1024 * 1024;
+
+export function displayPath(cwd: string, absolute: string): string {
+  if (!isAbsolute(absolute)) return absolute;
+  const rel = relative(cwd, absolute);
+  return rel === '' ? '.' : rel.startsWith('../../') ? absolute : rel;
+}
+
+export async function loadProject(options: LoadProjectOptions): Promise<Project> {
+  const loaded = await loadSpec(options.file, { vars: options.vars, env: options.env });
+  const diagnostics: Diagnostic[] = [...loaded.diagnostics];
+  const dockerfiles = new Map<string, ParsedDockerfile>();
+  const spec = loaded.spec;
+  if (!spec) return { dockerfiles, diagnostics };
+
+  const users = new Map<string, SpecImage>();
+  for (const img of spec.images) if (!users.has(img.dockerfile)) users.set(img.dockerfile, img);
+  await Promise.all(
+    [...users].map(async ([path, image]) => {
+      const shown = displayPath(options.cwd, path);
+      const at = image.source.fields['dockerfile'] ?? image.source.fields['context'] ?? image.source.image;
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(path);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        diagnostics.push({
+          file: at.file,
+          range: at.range,
+          severity: 'error',
+          code: 'spec/dockerfile-unreadable',
+          message: `image ${image.name}: cannot read Dockerfile ${shown} (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code ?? 'error'})`,
+          hint: code === 'EACCES' ? 'check the file permissions' : 'set `dockerfile:` (relative to the context) to an existing file',
+        });
+        return;
+      }
+      if (bytes.length > MAX_DOCKERFILE_BYTES || bytes.subarray(0, 8192).includes(0)) {
+        diagnostics.push({
+          file: shown,
+          range: { start: { line: 1, column: 1 }, end: { line: 1, column: 1 } },
+          severity: 'error',
+          code: 'dockerfile/not-text',
+          message: bytes.length > MAX_DOCKERFILE_BYTES ? `the Dockerfile is larger than ${MAX_DOCKERFILE_BYTES} bytes` : 'the Dockerfile is not a text file (it contains NUL bytes)',
+          hint: `check that image ${image.name}'s dockerfile: points at a Dockerfile`,
+        });
+        return;
+      }
+      const text = bytes.toString('utf8');
+      const parsed = parseDockerfile(text, { file: shown });
+      diagnostics.push(...parsed.diagnostics);
+      dockerfiles.set(path, { text, ...(parsed.dockerfile ? { dockerfile: parsed.dockerfile } : {}) });
+    }),
+  );
+  return { spec, dockerfiles, diagnostics };
+}
