@@ -127,6 +127,13 @@ describe('writeLayer', () => {
     assert.match(full, /2023-11-14 22:13:20\.123456789/);
   });
 
+  it('stops on abort without leaving a temp file', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(writeLayer(changes, store, { signal: ac.signal }), (e: Error) => e.name === 'AbortError');
+    assert.doesNotMatch(execFileSync('ls', ['-a', join(tmp.path, 'blobs')], { encoding: 'utf8' }), /\.tmp-/);
+  });
+
   it('fails without leaving a blob when a source file changes size', async () => {
     const bad: ChangeSet = { entries: [entry('f', 'file', { size: 100, source: join(tmp.path, 'src/hello') })], deletions: [], opaqueDirs: [] };
     await assert.rejects(writeLayer(bad, store), (e: Error & { code?: string }) => e.code === 'layer/file-changed');

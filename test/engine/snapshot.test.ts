@@ -257,6 +257,25 @@ describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, over
     for (let i = 0; i < STEPS.length; i++) assert.deepEqual(o[i], w[i], `step ${STEPS[i]!.name}`);
   });
 
+  it('overlay mounts hundreds of lowers (short relative lowerdir names)', { skip: overlayWhy !== undefined && 'overlay unavailable' }, async () => {
+    const many = join(t.path, 'many');
+    const dirs: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const d = join(many, `a-rather-long-directory-name-for-layer-number-${i}`);
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, `f${i % 7}`), String(i));
+      dirs.push(d);
+    }
+    const rootfs = await new OverlaySnapshotter().prepare({ lowers: dirs, workDir: join(t.path, 'work-many') });
+    try {
+      assert.equal(readFileSync(join(rootfs.path, 'f5'), 'utf8'), '299', 'the last lower is on top');
+      assert.equal(readFileSync(join(rootfs.path, 'f6'), 'utf8'), '293');
+      assert.equal(readFileSync(join(rootfs.path, 'f0'), 'utf8'), '294');
+    } finally {
+      await rootfs.release();
+    }
+  });
+
   it('detectSnapshotter honours explicit choices', () => {
     assert.equal(detectSnapshotter('walk').kind, 'walk');
     assert.equal(detectSnapshotter('auto').kind, overlayWhy === undefined ? 'overlay' : 'walk');

@@ -246,6 +246,8 @@ describe('unpackLayer semantics', () => {
     await unpackLayer([zst], t.path, { asRoot: isRoot });
     assert.equal(readFileSync(join(t.path, 'z'), 'utf8'), 'Z');
     await assert.rejects(unpackLayer([Buffer.alloc(700, 1)], t.path, { asRoot: isRoot }), (e: Error & { code?: string }) => e.code === 'layer/bad-tar');
+    const gz = gzipSync(tar([{ name: 'big', body: 'y'.repeat(100_000) }]));
+    await assert.rejects(unpackLayer([gz.subarray(0, gz.length - 20)], t.path, { asRoot: isRoot }));
   });
 });
 void symlinkSync;
