@@ -660,7 +660,7 @@ export function parseRaw(text: string): RawParseResult {
       comments = [];
     }
     if (nodes.length === 0) {
-      if (text.length === 0 || trimSpace(text.replace(/^\ufeff/, '')) === '') {
+      if (text.length === 0) {
         return result({ message: 'the Dockerfile cannot be empty', code: 'dockerfile/empty', startLine: 1, endLine: 1 });
       }
       return result({ message: 'file with no instructions', code: 'dockerfile/no-instructions', startLine: Math.max(1, currentLine), endLine: Math.max(1, currentLine) });

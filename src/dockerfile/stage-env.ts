@@ -9,6 +9,8 @@
 import type { ContainerConfig, HealthConfig, ImageConfig, Platform } from '../image/types.js';
 import { StowageError } from '../util/errors.js';
 import { goQuote, parseHeredocWord } from './ast.js';
+import { InstructionError } from './instructions/common.js';
+import { parseMount, withMountDefaults } from './instructions/mount.js';
 import { expandWord, expandWords, type ShellEnv } from './shell-lex.js';
 import type {
   AddInstruction,
@@ -17,6 +19,7 @@ import type {
   CopyInstruction,
   HeredocSpec,
   Instruction,
+  MountSpec,
   RunInstruction,
   Stage,
 } from './types.js';
@@ -549,4 +552,29 @@ export function historyFor(instr: RunInstruction | CopyInstruction | AddInstruct
   for (const h of instr.heredocs) msg += ' <<' + h.name;
   msg += ' ' + x(instr.dest);
   return `${msg} # buildkit`;
+}
+
+/**
+ * The RUN's `--mount`s as the builder should use them: each value expanded with the stage env and
+ * validated (A5, A21), relative targets joined to WORKDIR, BuildKit's defaults filled in.
+ * Throws StowageError (`dockerfile/bad-mount`) with the instruction's range.
+ */
+export function resolveRunMounts(instr: RunInstruction, state: StageState): MountSpec[] {
+  const env = expansionEnv(state);
+  const opts = { escape: state.escape ?? '\\' };
+  const workdir = state.config.WorkingDir || '/';
+  let ssh = 0;
+  return instr.mounts.map((m) => {
+    let parsed: MountSpec;
+    try {
+      parsed = parseMount(m.raw, (v) => expandWord(v, env, opts));
+    } catch (e) {
+      if (e instanceof InstructionError) throw new StowageError(e.code, e.message, { range: instr.range, ...(e.hint ? { hint: e.hint } : {}) });
+      if (e instanceof StowageError) throw new StowageError(e.code, e.message, { range: instr.range });
+      throw e;
+    }
+    const out = withMountDefaults(parsed, { workdir, sshIndex: ssh });
+    if (out.type === 'ssh') ssh++;
+    return out;
+  });
 }

@@ -224,3 +224,19 @@ describe('RUN heredocs (A3)', () => {
     assert.deepEqual(runArgv(run('RUN cat <<A > /a && cat <<B > /b\na\nA\nb\nB\n'), st), ['/bin/sh', '-c', 'cat <<A > /a && cat <<B > /b\na\nA\nb\nB']);
   });
 });
+
+describe('resolveRunMounts (A21)', () => {
+  it('expands values, joins relative targets to WORKDIR and fills defaults', async () => {
+    const { resolveRunMounts } = await import('../../src/dockerfile/stage-env.js');
+    const text = 'FROM scratch\nARG CACHE=go\nWORKDIR /src\nRUN --mount=type=cache,target=.cache/$CACHE --mount=type=secret,id=npm --mount=type=ssh true\n';
+    const df = parse(text);
+    const { state } = runStage(text);
+    const run = df.stages[0]!.instructions[2]!;
+    assert.equal(run.kind, 'run');
+    if (run.kind !== 'run') return;
+    const [cache, secret, ssh] = resolveRunMounts(run, state);
+    assert.deepEqual([cache?.target, cache?.id, cache?.sharing, cache?.mode], ['/src/.cache/go', '/src/.cache/go', 'shared', 0o755]);
+    assert.deepEqual([secret?.target, secret?.mode, secret?.required, secret?.readOnly], ['/run/secrets/npm', 0o400, false, true]);
+    assert.deepEqual([ssh?.id, ssh?.target, ssh?.mode], ['default', '/run/buildkit/ssh_agent.0', 0o600]);
+  });
+});

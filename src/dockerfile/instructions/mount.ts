@@ -5,6 +5,9 @@ import type { CacheSharing, MountSpec, MountType } from '../types.js';
 import { suggest as didYouMean } from '../suggest.js';
 import { InstructionError } from './common.js';
 
+/** The one mount error that does not depend on expansion. */
+export const MOUNT_FROM_EXPANSION = 'dockerfile/mount-from-expansion';
+
 const MOUNT_TYPES: readonly MountType[] = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
 
 /** encoding/csv-style field split of one record (quoted fields, `""` escapes). */
@@ -96,7 +99,7 @@ export function parseMount(raw: string, expand?: (word: string) => string): Moun
       }
     }
     if (key === 'from' && value.includes('$')) {
-      throw new InstructionError(`'${key}' doesn't support variable expansion, define alias stage instead`, 'dockerfile/bad-mount');
+      throw new InstructionError(`'${key}' doesn't support variable expansion, define alias stage instead`, MOUNT_FROM_EXPANSION);
     }
     if (expand !== undefined) value = expand(value);
     const bad = (what: string) => new InstructionError(what, 'dockerfile/bad-mount');

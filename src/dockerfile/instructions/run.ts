@@ -1,7 +1,7 @@
 import type { RawNode } from '../ast.js';
 import type { MountSpec, RunInstruction } from '../types.js';
 import { atLeastOne, base, commandLine, heredocSpecs, InstructionError, parseFlags } from './common.js';
-import { parseMount } from './mount.js';
+import { MOUNT_FROM_EXPANSION, parseMount } from './mount.js';
 
 /** `RUN [--mount=…] [--network=…] [--security=…] cmd | ["exec"]` (A4, A21). */
 export function parseRun(node: RawNode): RunInstruction {
@@ -11,8 +11,8 @@ export function parseRun(node: RawNode): RunInstruction {
     try {
       return parseMount(raw);
     } catch (e) {
-      // values with variables are validated once expanded, at build time
-      if (raw.includes('$')) return parseMountLenient(raw);
+      // values with variables are validated once expanded, at build time (resolveRunMounts)
+      if (raw.includes('$') && !(e instanceof InstructionError && e.code === MOUNT_FROM_EXPANSION)) return parseMountLenient(raw);
       throw e;
     }
   });
@@ -43,5 +43,9 @@ export function parseRun(node: RawNode): RunInstruction {
 
 /** A mount whose values still hold variables: keep what is certain, validate after expansion. */
 function parseMountLenient(raw: string): MountSpec {
-  return parseMount(raw, (v) => (v.includes('$') ? '' : v));
+  try {
+    return parseMount(raw, (v) => (v.includes('$') ? '' : v));
+  } catch {
+    return { raw, type: 'bind', readOnly: true };
+  }
 }
