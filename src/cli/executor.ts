@@ -359,6 +359,11 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
         signal: controller.signal,
         ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
         onEvent: (ev) => {
+          if (ev.type === 'warning') {
+            const d = ev.diagnostic;
+            process.stderr.write(`${d.file ?? ''}${d.range ? `:${d.range.start.line}` : ''}: warning[${d.code}]: ${d.message}\n`);
+            return;
+          }
           if (!verbose) return;
           if (ev.type === 'step-start') process.stderr.write(`#${ev.stage} ${ev.line}: ${ev.text}\n`);
           else if (ev.type === 'output') process.stderr.write(ev.chunk);

@@ -98,6 +98,10 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
   const dockerfile = parsed.dockerfile!;
   const analyzed = analyzeDockerfile(dockerfile, { ...(req.target !== undefined ? { target: req.target } : {}), buildArgs: { ...req.buildArgs }, platform: req.platform });
   failOnErrors(analyzed.diagnostics, shownPath);
+  for (const d of [...parsed.diagnostics, ...analyzed.diagnostics]) {
+    if (d.severity !== 'error') options.onEvent?.({ type: 'warning', diagnostic: { ...d, file: d.file ?? shownPath } });
+  }
+  const targetStage = dockerfile.stages[analyzed.target]?.name;
 
   if (!req.context && req.contextDir === undefined) throw new Error('buildDockerfile needs contextDir or context');
   const context: BuildContext = req.context ?? (await openDirContext({ dir: resolvePath(req.contextDir!), dockerfilePath, signal }));
@@ -147,6 +151,7 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
         baseImage: base.image,
         ...(base.inheritedState !== undefined ? { inheritedState: base.inheritedState as never } : {}),
         onbuildTriggers: base.triggers,
+        ...(req.target !== undefined && targetStage !== undefined ? { targetStage } : {}),
         ports: {
           store: ports.store,
           unpacked: ports.unpacked,

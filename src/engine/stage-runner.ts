@@ -16,7 +16,6 @@ import { appendHistory, appendLayer, patchConfig, patchImageConfig, type ImageDr
 import { imageFromParts } from '../image/image.js';
 import type { Dockerfile, Instruction, Stage } from '../dockerfile/types.js';
 import { initialStageState, stageStartConfigPatch, type StageState } from '../dockerfile/stage-env.js';
-import { StowageError } from '../util/errors.js';
 import type {
   BuildEvent,
   ImageSource,
@@ -32,8 +31,7 @@ import type {
 import type { BlobStore } from '../store/types.js';
 import type { BuildContext } from './context/context.js';
 import { executeInstruction } from './instructions/dispatch.js';
-
-export type Isolation = 'bwrap' | 'chroot' | 'none';
+import { withLocation } from './instructions/located.js';
 
 export interface StagePorts {
   store: BlobStore;
@@ -99,8 +97,9 @@ export function createdTime(options: Pick<StageOptions, 'sourceDateEpoch' | 'now
 }
 
 /**
- * Builds one stage. The returned rootfs stays prepared (for COPY --from of later stages); the caller
- * releases it through `releaseRootfs` when the whole build is done.
+ * Builds one stage. The returned rootfs stays prepared (for COPY --from and RUN --mount from= of
+ * later stages); the caller releases it (`rootfs.release()`) when the whole build is done. On
+ * failure it is released here.
  */
 export async function buildStage(req: BuildStageRequest): Promise<StageResult & { rootfs: StageRootfs }> {
   const { stage, ports, options } = req;
@@ -108,8 +107,8 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
   signal.throwIfAborted();
   options.onEvent?.({ type: 'stage-start', stage: stage.index, ...(stage.name ? { name: stage.name } : {}), base: baseLabel(req) });
 
-  const lowers: UnpackedLayer[] = [];
-  for (const layer of req.baseImage.layers) lowers.push(await ports.unpacked.ensureUnpacked(layer, signal));
+  // Unpacked once per machine (the store single-flights per diffId), all layers at once.
+  const lowers: UnpackedLayer[] = await Promise.all(req.baseImage.layers.map((layer) => ports.unpacked.ensureUnpacked(layer, signal)));
   const rootfs = await ports.snapshotter.prepare({ lowers, signal });
   try {
     const escape = req.dockerfile.directives.escape;
@@ -131,7 +130,12 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
       signal.throwIfAborted();
       const line = instr.range.start.line;
       options.onEvent?.({ type: 'step-start', stage: stage.index, line, text: instr.original });
-      const out = await executeInstruction(instr, state, draft.config, env);
+      let out;
+      try {
+        out = await executeInstruction(instr, state, draft.config, env);
+      } catch (e) {
+        throw withLocation(e, { file: req.dockerfilePath, range: instr.range });
+      }
       state = out.state;
       let next = draft.config;
       if (out.configPatch && Object.keys(out.configPatch).length > 0) next = patchConfig(next, out.configPatch);
@@ -173,13 +177,4 @@ export const HISTORY_COMMENT = 'buildkit.dockerfile.v0';
 function baseLabel(req: BuildStageRequest): string {
   const from = req.stage.from;
   return from.image ?? 'scratch';
-}
-
-export function stageError(code: string, message: string, file: string, instr: Instruction, hint?: string, cause?: unknown): StowageError {
-  return new StowageError(code, message, {
-    file,
-    range: instr.range,
-    ...(hint ? { hint } : {}),
-    ...(cause === undefined ? {} : { cause }),
-  });
 }

@@ -270,3 +270,21 @@ test('--label is applied last without a history entry; docker-archive is accepte
   assert.equal(inspect.Layers.length, 1);
   assert.equal(inspect.Labels['c'], '3');
 });
+
+test('errors point at the Dockerfile line: bad expansion, missing COPY source, unknown USER in RUN', async () => {
+  const cases: { dockerfile: string; line: number; message: RegExp }[] = [
+    { dockerfile: 'FROM scratch\nENV A=1\nENV B=${A:?x} C=${NOPE:?is_required}\n', line: 3, message: /NOPE|required/ },
+    { dockerfile: 'FROM scratch\n\nCOPY not-there.txt /x\n', line: 3, message: /not-there\.txt/ },
+    { dockerfile: 'FROM busybox\nUSER ghost\nRUN true\n', line: 3, message: /ghost/ },
+  ];
+  for (const c of cases) {
+    const f = fx({ Dockerfile: c.dockerfile });
+    await assert.rejects(build(f), (e: unknown) => {
+      assert.ok(e instanceof StowageError, String(e));
+      assert.equal(e.file, join(f.context, 'Dockerfile'));
+      assert.equal(e.range?.start.line, c.line, `${c.dockerfile}: ${e.message}`);
+      assert.match(e.message, c.message);
+      return true;
+    });
+  }
+});

@@ -9,7 +9,7 @@ import type { StepEnvironment } from '../stage-runner.js';
 import { commitLayer } from './commit.js';
 import { copyFiles } from './copy.js';
 import type { StepOutcome } from './outcome.js';
-import { withLocation } from './run.js';
+import { withLocation } from './located.js';
 
 export async function executeAdd(instr: AddInstruction, state: StageState, config: ImageConfig, env: StepEnvironment): Promise<StepOutcome> {
   try {

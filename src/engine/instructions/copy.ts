@@ -15,7 +15,7 @@ import { resolveChown } from '../passwd.js';
 import type { StepEnvironment } from '../stage-runner.js';
 import { commitLayer } from './commit.js';
 import type { StepOutcome } from './outcome.js';
-import { withLocation } from './run.js';
+import { withLocation } from './located.js';
 
 export async function executeCopy(instr: CopyInstruction, state: StageState, config: ImageConfig, env: StepEnvironment): Promise<StepOutcome> {
   const where = { file: env.dockerfilePath, range: instr.range };

@@ -14,6 +14,7 @@ import { mapRunMounts } from '../sandbox/run-mounts.js';
 import type { StepEnvironment } from '../stage-runner.js';
 import { commitLayer } from './commit.js';
 import type { StepOutcome } from './outcome.js';
+import { withLocation } from './located.js';
 
 const DEFAULT_SHELL = ['/bin/sh', '-c'];
 const OUTPUT_TAIL_LINES = 20;
@@ -111,12 +112,4 @@ function stageRootfsFor(ref: string, env: StepEnvironment): Promise<string> {
     }
   }
   return env.ports.imageRootfs(ref, env.options.signal);
-}
-
-/** Errors from helpers that know no Dockerfile position get the instruction's. */
-export function withLocation(e: unknown, where: { file: string; range: StowageError['range'] }): unknown {
-  if (e instanceof StowageError && e.file === undefined) {
-    return new StowageError(e.code, e.message, { file: where.file, ...(where.range ? { range: where.range } : {}), ...(e.hint ? { hint: e.hint } : {}), cause: e });
-  }
-  return e;
 }

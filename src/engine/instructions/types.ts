@@ -76,7 +76,9 @@ export type BuildEvent =
   | { type: 'step-start'; stage: number; line: number; text: string }
   | { type: 'step-done'; stage: number; line: number; layer?: string }
   | { type: 'output'; stage: number; line: number; chunk: Buffer; stream: 'stdout' | 'stderr' }
-  | { type: 'stage-done'; stage: number; digest: string };
+  | { type: 'stage-done'; stage: number; digest: string }
+  /** Parser and analysis warnings (build checks are `stowage lint`'s; these are the parser's own). */
+  | { type: 'warning'; diagnostic: import('../../util/errors.js').Diagnostic };
 
 /** A built stage (or an image materialised for COPY --from / FROM). */
 export interface StageResult {

@@ -12,7 +12,7 @@ import { resolveUser } from '../passwd.js';
 import type { StepEnvironment } from '../stage-runner.js';
 import { commitLayer } from './commit.js';
 import type { StepOutcome } from './outcome.js';
-import { withLocation } from './run.js';
+import { withLocation } from './located.js';
 
 export async function executeWorkdir(instr: WorkdirInstruction, state: StageState, config: ImageConfig, env: StepEnvironment): Promise<StepOutcome> {
   const meta = applyMetadataInstruction(state, instr, { platform: env.options.platform });
