@@ -99,7 +99,17 @@ export function normalizeSpec(input: NormalizeInput): NormalizeOutput {
   const dir = resolve(input.file, '..');
   const diagnostics: Diagnostic[] = [];
   const fsChecks: FsCheck[] = [];
-  const loc = (path: DataPath): SourceLocation => ({ file: input.displayFile, range: input.locate(path).range });
+  // Template and defaults fields are shared by many images: look each path up once.
+  const locCache = new Map<string, SourceLocation>();
+  const loc = (path: DataPath): SourceLocation => {
+    const k = path.join('\u0000');
+    let l = locCache.get(k);
+    if (!l) {
+      l = { file: input.displayFile, range: input.locate(path).range };
+      locCache.set(k, l);
+    }
+    return l;
+  };
   const keyLoc = (path: DataPath): SourceLocation => {
     const l = input.locate(path);
     return { file: input.displayFile, range: l.keyRange ?? l.range };
@@ -179,7 +189,7 @@ export function normalizeSpec(input: NormalizeInput): NormalizeOutput {
     const rawImage = images[key]!;
     const merged = mergeFields(defaults, resolveNamed('images', key));
     const combos = rawImage.matrix ? expandMatrix(key, rawImage.matrix, ['images', key, 'matrix'], varText, report, loc, keyLoc, interp) : [{ name: key, values: undefined as Record<string, string> | undefined }];
-    if (rawImage.matrix) families[key] = combos.map((c) => c.name);
+    if (rawImage.matrix) families[key] = combos.map((c) => c.name).sort();
     for (const combo of combos) {
       const nameLoc = rawImage.matrix ? (rawImage.matrix.name !== undefined ? loc(['images', key, 'matrix', 'name']) : keyLoc(['images', key])) : keyLoc(['images', key]);
       if (!IMAGE_NAME.test(combo.name)) {

@@ -41,7 +41,8 @@ export function parseYaml(text: string, file: string, limits: ParseLimits = DEFA
   const lineCounter = new LineCounter();
   const diagnostics: Diagnostic[] = [];
   // uniqueKeys off: the library checks them quadratically; we check them in `convert` with a Set.
-  const doc = parseDocument(text, { lineCounter, keepSourceTokens: true, prettyErrors: false, uniqueKeys: false });
+  // Node ranges (offsets) plus the LineCounter are all we need; keeping CST tokens only costs memory.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
 
   const pos = (offset: number) => {
     const p = lineCounter.linePos(Math.max(0, Math.min(offset, text.length)));
