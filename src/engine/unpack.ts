@@ -31,7 +31,7 @@ import {
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { StowageError, errorMessage } from '../util/errors.js';
+import { StowageError, errorMessage, isAbortError } from '../util/errors.js';
 import type { Digest } from '../image/digest.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, joinPath } from './layer/changeset.js';
 import { applyMetadata, type MetadataOp } from './layer/fs-helper.js';
@@ -101,8 +101,16 @@ async function* decompress(source: LayerBytes, signal: AbortSignal | undefined):
   if (kind === 'gzip') {
     const gunzip = createGunzip();
     const piping = pipeline(Readable.from(body), gunzip, { signal }).catch((e: unknown) => gunzip.destroy(e as Error));
-    for await (const c of gunzip) yield c as Buffer;
-    await piping;
+    try {
+      for await (const c of gunzip) yield c as Buffer;
+      await piping;
+    } catch (e) {
+      if (isAbortError(e) || e instanceof StowageError) throw e;
+      throw new StowageError('layer/bad-gzip', `the layer's gzip stream is corrupt or truncated: ${errorMessage(e)}`, {
+        hint: 'the blob is damaged; delete it from the cache and pull again',
+        cause: e,
+      });
+    }
     return;
   }
   const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'], signal });
@@ -303,7 +311,9 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
     const parentRel = parentParts.join('/');
 
     if (name.startsWith(WHITEOUT_PREFIX)) {
-      const parentHost = resolver.dir(parentParts, true)!;
+      // Applying onto a tree: nothing to delete under a parent that does not exist, so create none.
+      const parentHost = resolver.dir(parentParts, mode !== 'apply');
+      if (parentHost === undefined) return;
       if (name === OPAQUE_MARKER) {
         opaqueDirs.push(parentRel);
         if (mode === 'apply') {
