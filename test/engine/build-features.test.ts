@@ -147,3 +147,22 @@ test('aborting a build stops the running step and releases every rootfs', async 
   const left = existsSync(work) ? readdirSync(work).filter((n) => !n.startsWith('.')) : [];
   assert.deepEqual(left, [], 'no rootfs work dir left behind');
 });
+
+test('RUN --mount=type=bind from a stage and from the context; mount points are not in the layer', async () => {
+  const f = fx({
+    Dockerfile: `FROM busybox AS tools
+RUN echo tool > /tool.txt
+
+FROM busybox
+RUN --mount=type=bind,from=tools,source=/tool.txt,target=/mnt/tool.txt cat /mnt/tool.txt > /used.txt
+RUN --mount=type=bind,source=ctx.txt,target=/ctx.txt cat /ctx.txt > /ctx-used.txt
+`,
+    'ctx.txt': 'from context\n',
+  });
+  const image = await build(f);
+  const rootfs = await unpackWithUmoci(f, image);
+  assert.equal(readFileSync(join(rootfs, 'used.txt'), 'utf8'), 'tool\n');
+  assert.equal(readFileSync(join(rootfs, 'ctx-used.txt'), 'utf8'), 'from context\n');
+  assert.ok(!existsSync(join(rootfs, 'mnt/tool.txt')));
+  assert.ok(!existsSync(join(rootfs, 'ctx.txt')));
+});

@@ -4,8 +4,8 @@
  * points the sandbox created are removed by it before the snapshot, and the mount targets are also
  * excluded from the snapshot, so neither ends up in the layer.
  */
-import type { MountSpec, RunInstruction } from '../../dockerfile/types.js';
-import { expandInStage, historyFor, runEnvironment, type StageState } from '../../dockerfile/stage-env.js';
+import type { RunInstruction } from '../../dockerfile/types.js';
+import { historyFor, resolveRunMounts, runEnvironment, type StageState } from '../../dockerfile/stage-env.js';
 import type { ImageConfig } from '../../image/types.js';
 import { StowageError } from '../../util/errors.js';
 import { resolveUser } from '../passwd.js';
@@ -45,7 +45,7 @@ export async function executeRun(instr: RunInstruction, state: StageState, confi
 
   let mounts;
   try {
-    mounts = await mapRunMounts(instr.mounts.map((m) => expandMount(m, state, env.escape)), {
+    mounts = await mapRunMounts(resolveRunMounts(instr, state), {
       rootfs: rootfs.path,
       workdir: cwd,
       contextDir: ports.context.dir,
@@ -91,17 +91,6 @@ export async function executeRun(instr: RunInstruction, state: StageState, confi
   }
   const layer = await commitLayer(env, { ignore: allMounts.map((m) => m.target) });
   return { state, layer, history: { createdBy: historyFor(instr, state), emptyLayer: false } };
-}
-
-/** `--mount` option values are expanded with the stage env, except `from` (A5). */
-function expandMount(m: MountSpec, state: StageState, escape: string): MountSpec {
-  const x = (v: string | undefined) => (v === undefined ? undefined : expandInStage(state, v, { escape }));
-  const out: MountSpec = { ...m };
-  for (const key of ['source', 'target', 'id', 'env'] as const) {
-    const v = x(m[key]);
-    if (v !== undefined) out[key] = v;
-  }
-  return out;
 }
 
 function stageRootfsFor(ref: string, env: StepEnvironment): Promise<string> {
