@@ -183,6 +183,7 @@ export function normalizeSpec(input: NormalizeInput): NormalizeOutput {
   const families: Record<string, string[]> = {};
   const nameOwner = new Map<string, SourceLocation>();
   const explicitOutsideWarned = new Set<string>();
+  const numberWarned = new Set<string>();
   const fsSeen = new Set<string>();
 
   for (const key of Object.keys(images)) {
@@ -261,7 +262,13 @@ export function normalizeSpec(input: NormalizeInput): NormalizeOutput {
           if (v === undefined) ok = false;
           else setOwn(o, k, v);
         } else {
-          setOwn(o, k, String(s.value));
+          const text = String(s.value);
+          const written = input.locate(s.path).sourceText;
+          if (typeof s.value === 'number' && written !== undefined && written !== text && !numberWarned.has(s.path.join('\u0000'))) {
+            numberWarned.add(s.path.join('\u0000'));
+            report('warning', 'spec/number-text', loc(s.path), `${field}.${k} is the number ${written}, which becomes '${text}'`, `quote it ("${written}") to pass it verbatim`);
+          }
+          setOwn(o, k, text);
         }
       }
       if (m.mapPaths[field]) fields[field] = loc(m.mapPaths[field]!);

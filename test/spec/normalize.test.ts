@@ -185,6 +185,13 @@ test('context outside the spec dir: literal → warning; via var or symlink → 
   }
 });
 
+test('numbers in args become strings; a lossy conversion warns at the value', async () => {
+  const r = await ws.load('version: 1\nimages:\n  a:\n    args: { V: 1.10, N: 3, B: true, S: "1.10" }\n');
+  assert.ok(r.spec, summary(r.diagnostics));
+  assert.deepEqual(r.spec.images[0]!.args, { V: '1.1', N: '3', B: 'true', S: '1.10' });
+  assert.deepEqual(r.diagnostics.map((d) => `${at(d)} ${d.code}`), ['4:16 spec/number-text']);
+});
+
 test('schema errors and semantic errors are reported together', async () => {
   const yaml = 'version: 1\nimages:\n  a:\n    labels: { x: [1] }\n    extends: [ghost]\n';
   const r = await ws.load(yaml);
