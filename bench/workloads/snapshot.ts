@@ -1,0 +1,114 @@
+/**
+ * Workload 2: the snapshot pair. One RUN creates 20,000 files (200 MB of random content), the next
+ * deletes half, modifies ~1,000 and adds one — `stowage executor` (to an OCI layout) beside
+ * `buildah bud --layers` (into its vfs storage), each from a cold cache. The same two scripts run in
+ * a plain bwrap sandbox over the unpacked base give the cost of the commands alone; builder time
+ * minus that is the builder's overhead (snapshots, layer tars, gzip, storage).
+ */
+import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { freshDir, interleave, medianOf, removeTree, type BenchContext, type Workload, type WorkloadRow } from '../lib/context.js';
+import { combine, runChecked } from '../lib/process.js';
+import { withRegistry } from '../lib/registry.js';
+import { formatMs } from '../lib/stats.js';
+import { BUILDAH, BWRAP, createBuildahStore, seedRegistry, unpackLayout } from '../lib/tools.js';
+import { writeScripts } from './scripts.js';
+
+export function snapshotDockerfile(files: number, bytes: number): string {
+  return `ARG BASE\nFROM \${BASE}\nCOPY gen.sh mutate.sh /bench/\nRUN sh /bench/gen.sh ${files} ${bytes} /data\nRUN sh /bench/mutate.sh /data\n`;
+}
+
+/** bwrap arguments that run `argv` in `rootfs` with namespaces like a build step's, and nothing else. */
+export function bwrapArgs(rootfs: string, argv: string[]): string[] {
+  return ['--unshare-all', '--share-net', '--die-with-parent', '--bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', ...argv];
+}
+
+export const snapshotPair: Workload = {
+  id: 'snapshot',
+  title: 'snapshot pair',
+  async run(ctx: BenchContext): Promise<WorkloadRow[]> {
+    const files = ctx.quick ? 2_000 : 20_000;
+    const bytes = ctx.quick ? 20_000_000 : 200_000_000;
+    const title = `snapshot pair: RUN +${files.toLocaleString('en')} files/${bytes / 1e6} MB, RUN −half ~1k modified +1`;
+    const root = await freshDir(ctx, 'snapshot');
+    try {
+      const contextDir = join(root, 'context');
+      await mkdir(contextDir);
+      await writeScripts(contextDir);
+      await writeFile(join(contextDir, 'Dockerfile'), snapshotDockerfile(files, bytes));
+      const rootfsTemplate = join(root, 'rootfs-template');
+      await unpackLayout(ctx, ctx.base, rootfsTemplate);
+      await mkdir(join(rootfsTemplate, 'bench'), { recursive: true });
+      await cp(join(contextDir, 'gen.sh'), join(rootfsTemplate, 'bench', 'gen.sh'));
+      await cp(join(contextDir, 'mutate.sh'), join(rootfsTemplate, 'bench', 'mutate.sh'));
+
+      return await withRegistry(async (reg) => {
+        const baseRef = `${reg.host}/base:1`;
+        await seedRegistry(ctx, ctx.base, baseRef);
+        const sides = await interleave(ctx, 'snapshot', [
+          {
+            tool: 'stowage executor',
+            measure: async (i) => {
+              const cache = join(root, `cache-${i}`);
+              const out = join(root, `out-${i}`);
+              try {
+                const r = await runChecked(
+                  ctx.stowage,
+                  ['executor', '--dockerfile', join(contextDir, 'Dockerfile'), '--context', contextDir, '--build-arg', `BASE=${baseRef}`, '--destination', `oci:${out}:snap`, '--cache-dir', cache, '--insecure-registry', reg.host],
+                  { env: ctx.env, signal: ctx.signal },
+                );
+                return { wallMs: r.wallMs, cpuMs: r.cpuMs, maxRssKb: r.maxRssKb };
+              } finally {
+                await removeTree(cache);
+                await removeTree(out);
+              }
+            },
+          },
+          {
+            tool: 'buildah bud --layers',
+            measure: async (i) => {
+              const store = await createBuildahStore(ctx);
+              try {
+                const r = await runChecked(BUILDAH, [...store.globalArgs, 'bud', ...store.budArgs, '--layers', '--build-arg', `BASE=${baseRef}`, '-t', `localhost/bench/snap:${i}`, '-f', join(contextDir, 'Dockerfile'), contextDir], { env: ctx.env, signal: ctx.signal });
+                return { wallMs: r.wallMs, cpuMs: r.cpuMs, maxRssKb: r.maxRssKb };
+              } finally {
+                await store.dispose();
+              }
+            },
+          },
+          {
+            tool: 'bwrap, commands only',
+            measure: async (i) => {
+              const rootfs = join(root, `rootfs-${i}`);
+              await cp(rootfsTemplate, rootfs, { recursive: true, verbatimSymlinks: true });
+              try {
+                const gen = await runChecked(BWRAP, bwrapArgs(rootfs, ['/bin/sh', '/bench/gen.sh', String(files), String(bytes), '/data']), { env: ctx.env, signal: ctx.signal });
+                const mutate = await runChecked(BWRAP, bwrapArgs(rootfs, ['/bin/sh', '/bench/mutate.sh', '/data']), { env: ctx.env, signal: ctx.signal });
+                return combine([gen, mutate]);
+              } finally {
+                await removeTree(rootfs);
+              }
+            },
+          },
+        ]);
+        const stowage = sides.get('stowage executor')!;
+        const peer = sides.get('buildah bud --layers')!;
+        const yardstick = sides.get('bwrap, commands only')!;
+        const base = medianOf(yardstick);
+        const notes: string[] = [];
+        if (base !== undefined) {
+          const s = medianOf(stowage);
+          const p = medianOf(peer);
+          notes.push(
+            `builder overhead (total − commands alone): stowage ${s === undefined ? '—' : formatMs(s - base)}, buildah ${p === undefined ? '—' : formatMs(p - base)}`,
+          );
+        }
+        notes.push('cold: fresh stowage cache / fresh Buildah storage per run; base pulled from the local registry; stowage writes an OCI layout, Buildah commits to vfs storage');
+        const row: WorkloadRow = { id: 'snapshot', title, params: { files, bytes }, stowage, peer, yardstick, notes };
+        return [row];
+      });
+    } finally {
+      await removeTree(root);
+    }
+  },
+};
