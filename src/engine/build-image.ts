@@ -5,6 +5,7 @@
  * that separately so a failed build leaves every destination untouched.
  */
 import { readFile, rename, rm } from 'node:fs/promises';
+import pLimit from 'p-limit';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type { Image } from '../image/blob.js';
 import { imageFromParts } from '../image/image.js';
@@ -50,6 +51,8 @@ export interface BuildOptions {
   signal: AbortSignal;
   onEvent?: (event: BuildEvent) => void;
   now?: () => Date;
+  /** Stages of one Dockerfile built at the same time when they don't depend on each other (default 2). */
+  stageConcurrency?: number;
 }
 
 export interface BuildDockerfileRequest {
@@ -138,12 +141,20 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
     return p;
   };
 
-  try {
-    for (const a of analyzed.stages) {
-      signal.throwIfAborted();
+  // Independent stages build concurrently: each waits only for the stages it depends on, and a
+  // limit bounds the stage bodies (not the waiting). The first failure aborts the others.
+  const inner = new AbortController();
+  const onOuterAbort = () => inner.abort(signal.reason);
+  signal.addEventListener('abort', onOuterAbort, { once: true });
+  const limit = pLimit(Math.max(1, options.stageConcurrency ?? 2));
+  const flights = new Map<number, Promise<void>>();
+  const buildOne = async (a: (typeof analyzed.stages)[number]): Promise<void> => {
+    await Promise.all(a.dependsOn.map((i) => flights.get(i)));
+    await limit(async () => {
+      inner.signal.throwIfAborted();
       const stage = dockerfile.stages[a.index]!;
       const platform = a.platform ?? req.platform;
-      const base = await resolveBase({ base: a.base as StageBase, platform, stageResults, images: ports.images, signal });
+      const base = await resolveBase({ base: a.base as StageBase, platform, stageResults, images: ports.images, signal: inner.signal });
       const result = await buildStage({
         stage,
         dockerfile,
@@ -163,19 +174,43 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
           images: ports.images,
           imageRootfs: materialize,
         },
-        options: { ...stageOptions, platform },
+        options: { ...stageOptions, platform, signal: inner.signal },
       });
       prepared.push(result.rootfs);
       stageResults.set(a.index, { image: result.image, rootfsDir: result.rootfsDir, finalState: result.finalState, ...(stage.name ? { name: stage.name } : {}) });
+    });
+  };
+
+  try {
+    for (const a of analyzed.stages) {
+      const flight = buildOne(a);
+      flight.catch((e: unknown) => inner.abort(e));
+      flights.set(a.index, flight);
     }
+    const outcomes = await Promise.allSettled(flights.values());
+    const firstFailure = firstRealFailure(outcomes, inner.signal);
+    if (firstFailure !== undefined) throw firstFailure;
+    signal.throwIfAborted();
     const final = stageResults.get(analyzed.target);
     if (!final) throw new Error('the target stage was not built');
     return applyLabels(final.image, req.labels ?? {});
   } finally {
+    signal.removeEventListener('abort', onOuterAbort);
     // Stage rootfs are kept until the end for COPY --from; nothing of them is needed any more.
     for (const r of prepared.reverse()) await r.release().catch(() => undefined);
     if (ownsContext) await context.close().catch(() => undefined);
   }
+}
+
+/**
+ * The error to report when stages failed: the one that caused the abort (the others then failed
+ * only because they were aborted).
+ */
+function firstRealFailure(outcomes: PromiseSettledResult<void>[], aborted: AbortSignal): unknown {
+  const failures = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as unknown);
+  if (failures.length === 0) return undefined;
+  if (aborted.aborted && failures.includes(aborted.reason)) return aborted.reason;
+  return failures[0];
 }
 
 /** `--label`s go into the config with no history entry, after everything else (docker build's behaviour). */
