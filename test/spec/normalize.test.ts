@@ -4,6 +4,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadSpec } from '../../src/spec/load.js';
+import { fieldLocation } from '../../src/spec/source.js';
 import { workspace, posOf, at, find, summary, validator } from './helpers.js';
 
 const ws = workspace({ Dockerfile: 'FROM scratch\n', 'svc/Dockerfile': 'FROM scratch\n', 'svc/Dockerfile.alt': 'FROM scratch\n' });
@@ -112,6 +113,9 @@ test('extends: chain order, merge semantics, provenance, cycle', async () => {
   assert.equal(app.source.fields.target?.range.start.line, line('target: build'));
   assert.equal(app.source.fields.context?.range.start.line, line('context: svc'));
   assert.equal(app.source.image.range.start.line, line('  app:'));
+  assert.equal(fieldLocation(app, 'args.D').range.start.line, line('D: app'));
+  assert.equal(fieldLocation(app, 'args.NOPE').range.start.line, line('args: { D: app }'), 'falls back to the map');
+  assert.equal(fieldLocation(app, 'secrets.x').range.start.line, line('  app:'), 'falls back to the image');
 
   const cyc = await ws.load(yaml.replace('    extends: one\n', '    extends: [app]\n'));
   const e = find(cyc.diagnostics, 'spec/extends-cycle');
