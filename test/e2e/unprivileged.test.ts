@@ -1,0 +1,182 @@
+/**
+ * stowage inside an unprivileged container, the way Kaniko is used: a private Docker daemon
+ * (test/helpers/dockerd.ts) loads stowage's own image (built by stowage into a docker-archive),
+ * then `docker run` — not privileged, default seccomp profile — runs `stowage executor` against a
+ * read-only context. There, unshare and mount are refused but chroot works: stowage must pick
+ * chroot isolation and the walk snapshotter by itself, say so once, build RUN steps correctly and
+ * push to the loopback registry, where skopeo and umoci (independent clients) check the result.
+ *
+ * Runs: default capabilities; `--cap-drop=ALL` + the documented minimal set (must give the
+ * identical image, byte for byte, with --reproducible); no capabilities at all (clear error);
+ * and bad input: no context mounted, wrong registry credentials.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDockerd, type TestDockerd } from '../helpers/dockerd.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { busyboxLayout } from '../helpers/busybox-image.js';
+import { buildExecutorImage, mustRun, runCommand, type ExecutorImage } from './executor-image.js';
+
+/** What deploy/README documents as enough for `--cap-drop=ALL` (chroot isolation, USER steps, ownership). */
+const MINIMAL_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'SYS_CHROOT'];
+
+let work: string;
+let dockerd: TestDockerd | undefined;
+let registry: TestRegistry | undefined;
+let authRegistry: TestRegistry | undefined;
+let image: ExecutorImage;
+let ctx: string;
+
+const APP_DOCKERFILE = (base: string) => `FROM ${base}
+COPY hello.txt /hello.txt
+COPY --chown=1000:1000 hello.txt /home/app/owned.txt
+RUN cat /hello.txt > /from-run.txt && echo built >> /from-run.txt && mkdir -p /srv/private && chown 1000:1000 /srv/private && chmod 0700 /srv/private
+USER app
+RUN id -u > /srv/private/as-app.txt && chmod 0600 /srv/private/as-app.txt
+USER root
+RUN cat /srv/private/as-app.txt >> /from-run.txt
+`;
+
+before(async () => {
+  work = mkdtempSync(join(tmpdir(), 'stowage-e2e-unpriv-'));
+  // Fails (never skips) without docker.io: startDockerd's error names the package.
+  [dockerd, registry, authRegistry] = await Promise.all([startDockerd(), startRegistry(), startRegistry({ auth: 'htpasswd' })]);
+  image = await buildExecutorImage(join(work, 'image'), registry.host);
+  await mustRun('/usr/bin/docker', ['-H', dockerd.host, 'load', '-i', image.archive], { env: { PATH: process.env.PATH ?? '', DOCKER_CONFIG: join(work, 'docker-client') } });
+  // The RUN steps need a shell: the busybox image, pushed with stowage's own copy command.
+  const bb = await busyboxLayout();
+  await mustRun(image.stowage, ['copy', '--quiet', bb.ref, `${registry.host}/base/busybox:1`], { env: image.env });
+  ctx = join(work, 'context');
+  mkdirSync(ctx);
+  writeFileSync(join(ctx, 'Dockerfile'), APP_DOCKERFILE(`${registry.host}/base/busybox:1`));
+  writeFileSync(join(ctx, 'hello.txt'), 'hello\n');
+  // Readable by anyone: the context is bind-mounted read-only into the container.
+  chmodSync(work, 0o755);
+});
+
+after(async () => {
+  await dockerd?.stop();
+  await registry?.stop();
+  await authRegistry?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+interface RunOptions {
+  caps?: string[] | 'none';
+  mountContext?: boolean;
+  extraVolumes?: string[];
+  args: string[];
+}
+
+/** `docker run --rm --network host` the executor image; never --privileged. */
+async function runExecutorContainer(o: RunOptions) {
+  const docker = dockerd!;
+  const args = ['run', '--rm', '--network', 'host'];
+  if (o.caps !== undefined) {
+    args.push('--cap-drop=ALL');
+    if (o.caps !== 'none') for (const c of o.caps) args.push('--cap-add', c);
+  }
+  if (o.mountContext !== false) args.push('-v', `${ctx}:/workspace:ro`);
+  for (const v of o.extraVolumes ?? []) args.push('-v', v);
+  args.push(image.name, ...o.args);
+  return docker.docker(args);
+}
+
+function isolationLines(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => /isolation/i.test(l) && /chroot/.test(l));
+}
+
+async function skopeoDigest(ref: string): Promise<string> {
+  const r = await mustRun('skopeo', ['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${ref}`]);
+  return r.stdout.trim();
+}
+
+let defaultCapsDigest = '';
+
+test('in a default (unprivileged) container: picks chroot + walk by itself, says why once, builds RUN steps and pushes', async () => {
+  const dest = `${registry!.host}/e2e/app:1`;
+  const r = await runExecutorContainer({ args: ['--context', '/workspace', '--dockerfile', 'Dockerfile', '--destination', dest, '--reproducible'] });
+  assert.equal(r.code, 0, `executor failed in the container:\n${r.stderr}`);
+  const lines = isolationLines(r.stderr);
+  assert.equal(lines.length, 1, `expected exactly one line naming the chosen isolation, got:\n${r.stderr}`);
+  // The reason: namespaces are refused (bubblewrap cannot set up), chroot is allowed.
+  assert.match(lines[0]!, /namespace|bubblewrap|bwrap/i, lines[0]);
+  assert.match(lines[0]!, /walk/, `the line should name the snapshotter too: ${lines[0]}`);
+  assert.doesNotMatch(r.stderr, /internal error|MaxListenersExceeded|\n\s+at /, r.stderr);
+
+  const pushed = r.stdout.trim().split('\n').find((l) => l.startsWith(dest));
+  assert.ok(pushed, r.stdout);
+  defaultCapsDigest = pushed.split(' ')[1]!;
+  assert.equal(await skopeoDigest(dest), defaultCapsDigest);
+
+  // The image's filesystem, read by skopeo + umoci: RUN output, the USER step's uid and its files.
+  const layout = join(work, 'check-layout');
+  const bundle = join(work, 'check-bundle');
+  await mustRun('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${dest}`, `oci:${layout}:app`]);
+  await mustRun('umoci', ['unpack', '--image', `${layout}:app`, bundle]);
+  const rootfs = join(bundle, 'rootfs');
+  assert.equal(readFileSync(join(rootfs, 'from-run.txt'), 'utf8'), 'hello\nbuilt\n1000\n');
+  const asApp = statSync(join(rootfs, 'srv/private/as-app.txt'));
+  assert.equal(asApp.uid, 1000, 'a file written by a USER app step is owned by app');
+  assert.equal(asApp.mode & 0o777, 0o600);
+  assert.equal(statSync(join(rootfs, 'home/app/owned.txt')).uid, 1000, 'COPY --chown inside the container');
+  assert.equal(statSync(join(rootfs, 'srv/private')).mode & 0o777, 0o700);
+});
+
+test('with --cap-drop=ALL plus only the documented capabilities: the identical image', async () => {
+  assert.ok(defaultCapsDigest, 'needs the default-capabilities build of the previous test');
+  const dest = `${registry!.host}/e2e/app:minimal-caps`;
+  const r = await runExecutorContainer({ caps: MINIMAL_CAPS, args: ['--context', '/workspace', '--dockerfile', 'Dockerfile', '--destination', dest, '--reproducible'] });
+  assert.equal(r.code, 0, `executor failed with ${MINIMAL_CAPS.join(',')}:\n${r.stderr}`);
+  assert.equal(isolationLines(r.stderr).length, 1, r.stderr);
+  assert.equal(await skopeoDigest(dest), defaultCapsDigest, 'same layers, same ownership and modes as with docker\'s default capabilities');
+});
+
+test('with no capabilities at all: a clear error naming CAP_SYS_CHROOT and what is left, nothing pushed', async (t) => {
+  const dest = `${registry!.host}/e2e/app:no-caps`;
+  const r = await runExecutorContainer({ caps: 'none', args: ['--context', '/workspace', '--dockerfile', 'Dockerfile', '--destination', dest] });
+  t.diagnostic(r.stderr.trim());
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /CAP_SYS_CHROOT/, r.stderr);
+  assert.match(r.stderr, /--isolation=none/, r.stderr);
+  assert.match(r.stderr, /throwaway container/, 'the trade-off of --isolation=none is stated');
+  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, r.stderr);
+  const inspect = await runCommand('skopeo', ['inspect', '--tls-verify=false', `docker://${dest}`]);
+  assert.notEqual(inspect.code, 0, 'a failed build pushes nothing');
+});
+
+test('bad input: no context mounted → one error saying what to mount', async (t) => {
+  const r = await runExecutorContainer({ mountContext: false, args: ['--context', '/workspace', '--dockerfile', 'Dockerfile', '--destination', `${registry!.host}/e2e/app:nothing`] });
+  t.diagnostic(r.stderr.trim());
+  assert.notEqual(r.code, 0);
+  const errors = r.stderr.split('\n').filter((l) => l.startsWith('stowage'));
+  assert.equal(errors.length, 1, r.stderr);
+  assert.match(r.stderr, /Dockerfile/, r.stderr);
+  assert.match(r.stderr, /hint: .*(--context|--dockerfile|mount)/, r.stderr);
+  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, r.stderr);
+});
+
+test('bad input: wrong credentials in a mounted config.json → one error saying what to fix, secret not echoed', async (t) => {
+  const auth = authRegistry!;
+  const dockerConfig = join(work, 'wrong-creds');
+  mkdirSync(dockerConfig);
+  const wrongPassword = 'definitely-wrong-pass-7731';
+  const config = { auths: { [auth.host]: { auth: Buffer.from(`${auth.username}:${wrongPassword}`).toString('base64') } } };
+  writeFileSync(join(dockerConfig, 'config.json'), JSON.stringify(config));
+  chmodSync(dockerConfig, 0o755);
+  chmodSync(join(dockerConfig, 'config.json'), 0o644);
+  const r = await runExecutorContainer({
+    extraVolumes: [`${dockerConfig}:/stowage/.docker:ro`],
+    args: ['--context', '/workspace', '--dockerfile', 'Dockerfile', '--destination', `${auth.host}/e2e/app:1`],
+  });
+  t.diagnostic(r.stderr.trim());
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, new RegExp(auth.host.replace(/\./g, '\\.')), r.stderr);
+  assert.match(r.stderr, /credential|unauthori[sz]ed|denied|password/i, r.stderr);
+  assert.match(r.stderr, /hint: /, r.stderr);
+  assert.ok(!r.stderr.includes(wrongPassword) && !r.stdout.includes(wrongPassword), 'the password never appears in output');
+  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, r.stderr);
+});
