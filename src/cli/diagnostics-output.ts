@@ -130,7 +130,8 @@ export function renderSarif(diags: readonly Diagnostic[], options: { toolVersion
     version: '2.1.0',
     runs: [{
       tool: { driver: { name: 'stowage', version: options.toolVersion, informationUri: 'https://github.com/stowage/stowage', rules: ruleIds.map((id) => ({ id, shortDescription: { text: id } })) } },
-      columnKind: 'unicodeCodePoints',
+      // Columns come from JS string offsets, i.e. UTF-16 code units.
+      columnKind: 'utf16CodeUnits',
       results,
     }],
   };

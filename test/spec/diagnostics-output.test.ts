@@ -33,6 +33,7 @@ test('sarif: 2.1.0 shape with rules, levels and regions', () => {
   const log = JSON.parse(renderSarif(diags, { toolVersion: '0.1.0' })) as any;
   assert.equal(log.version, '2.1.0');
   assert.equal(log.runs.length, 1);
+  assert.equal(log.runs[0].columnKind, 'utf16CodeUnits');
   const driver = log.runs[0].tool.driver;
   assert.equal(driver.name, 'stowage');
   assert.equal(driver.version, '0.1.0');
