@@ -4,9 +4,9 @@
  * last, and return the image. Nothing is written to a destination here; `writeDestinations` does
  * that separately so a failed build leaves every destination untouched.
  */
-import { readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import pLimit from 'p-limit';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import type { Image } from '../image/blob.js';
 import { imageFromParts } from '../image/image.js';
 import { patchConfig } from '../image/mutate.js';
@@ -302,18 +302,8 @@ export async function writeDestinations(image: Image, destinations: readonly (st
   return out;
 }
 
-/** Writes `content` to `file` through a temp name in the same directory, so readers never see half a file. */
-export async function writeFileAtomic(file: string, content: string): Promise<void> {
-  const { writeFile } = await import('node:fs/promises');
-  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}-${Date.now()}`);
-  try {
-    await writeFile(tmp, content);
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
+/** Digest files and the like: written to a temp name, then renamed (re-exported for the CLI). */
+export { writeFileAtomic } from '../store/atomic.js';
 
 // -------------------------------------------------------------------------------------------------
 // Composition: the real parts behind the ports (used by `stowage executor`, `stowage build`, tests)
@@ -330,6 +320,8 @@ export interface EngineSetupOptions {
    * spec) by reference; undefined means "not mine, pull it".
    */
   resolveLocal?: (ref: string, platform: Platform, signal: AbortSignal) => Promise<Image | undefined>;
+  /** Concurrent blob transfers per registry host (default 8). */
+  pushConcurrency?: number;
   signal: AbortSignal;
 }
 
@@ -337,6 +329,8 @@ export interface EngineSetup {
   engine: EnginePorts;
   /** Pushes an image to a registry reference `host/repo:tag`. */
   push: (image: Image, ref: string, signal: AbortSignal) => Promise<void>;
+  /** What the shared pusher did so far, per registry (uploads, mounts, bytes, requests). */
+  pushStats(): Record<string, unknown>;
   close(): Promise<void>;
 }
 
@@ -359,7 +353,7 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
     insecureRegistries: o.registry?.insecureRegistries ?? [],
     registryMirrors: o.registry?.registryMirrors ?? [],
   });
-  const pusher = new Pusher({ client });
+  const pusher = new Pusher({ client, ...(o.pushConcurrency !== undefined ? { concurrencyPerRegistry: o.pushConcurrency } : {}) });
   const unpacked = new UnpackedLayerStore(o.cacheDir);
   const snapshotter = await snapshot.createSnapshotter({ kind: o.snapshotter, workRoot: join(o.cacheDir, 'work'), signal: o.signal });
   const isolation = o.isolation === 'auto' ? (await sandbox.detectIsolation(o.signal)).isolation : o.isolation;
@@ -396,6 +390,7 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
       const ref = parseReference(refText);
       await pusher.push({ registry: ref.registry, repository: ref.repository, tags: ref.tag ? [ref.tag] : [], root: image }, signal);
     },
+    pushStats: () => pusher.stats(),
     close: async () => {
       await client.close?.();
     },
