@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   schema: async () => (await import('./schema.js')).runSchema,
   executor: async () => (await import('./executor.js')).runExecutor,
   copy: async () => (await import('./copy.js')).runCopy,
+  build: async () => (await import('./build.js')).runBuild,
 };
 
 export async function runCommand(name: string, argv: string[]): Promise<number> {

@@ -7,6 +7,7 @@ import { compileGraph } from '../graph/compile.js';
 import type { BuildGraph } from '../graph/types.js';
 import { formatPlatform, hostPlatform } from '../image/platform.js';
 import { selectImages } from '../spec/select.js';
+import type { BuildSpec } from '../spec/types.js';
 import type { Diagnostic } from '../util/errors.js';
 import { oneOf, parseCommandArgs, parseKeyValues } from './args.js';
 import { renderHuman } from './diagnostics-output.js';
@@ -39,6 +40,8 @@ export interface PlanOptions {
 
 export interface PlanResult {
   graph?: BuildGraph;
+  /** Present whenever the spec loaded (the build needs its images' details). */
+  spec?: BuildSpec;
   diagnostics: Diagnostic[];
 }
 
@@ -56,7 +59,7 @@ export async function computePlan(options: PlanOptions): Promise<PlanResult> {
     displayPath: (p) => displayPath(options.cwd, p),
   });
   const diagnostics = [...project.diagnostics, ...selected.diagnostics, ...compiled.diagnostics];
-  return errors(diagnostics) ? { diagnostics } : { graph: compiled.graph, diagnostics };
+  return errors(diagnostics) ? { diagnostics } : { graph: compiled.graph, spec: project.spec, diagnostics };
 }
 
 export function renderPlanText(graph: BuildGraph): string {

@@ -86,36 +86,38 @@ interface ImagePlan {
   imageDeps: Set<string>;
 }
 
+/**
+ * (ref as written in FROM / COPY --from, the image that refers to it) → the spec image it names, if
+ * any: `image:<name>`, one of the image's registry destinations (normalised), or its `oci:` /
+ * `docker-archive:` output written as the spec writes it (relative to the spec's directory).
+ */
+export function specImageResolver(spec: BuildSpec): (ref: string, self?: string) => string | undefined {
+  const byName = new Set(spec.images.map((i) => i.name));
+  const destinationOwner = new Map<string, string>();
+  for (const img of spec.images) {
+    for (const d of img.destinations) destinationOwner.set(d.kind === 'registry' ? d.ref : destinationKey(d), img.name);
+  }
+  return (ref, self) => {
+    let owner: string | undefined;
+    if (ref.startsWith(IMAGE_REF_PREFIX) && byName.has(ref.slice(IMAGE_REF_PREFIX.length))) {
+      owner = ref.slice(IMAGE_REF_PREFIX.length);
+    } else if (ref.startsWith('oci:') || ref.startsWith('docker-archive:')) {
+      const parsed = parseDestination(ref, spec.dir);
+      owner = parsed.ok ? destinationOwner.get(destinationKey(parsed.value)) : undefined;
+    } else {
+      const norm = normalizeRef(ref);
+      owner = norm ? destinationOwner.get(norm) : undefined;
+    }
+    return owner !== undefined && owner !== self ? owner : undefined;
+  };
+}
+
 export function compileGraph(input: CompileInput): CompileResult {
   const { spec } = input;
   const diagnostics: Diagnostic[] = [];
   const byName = new Map(spec.images.map((i) => [i.name, i]));
 
-  // Registry destination (normalised) → image name, for FROM <destination> dependencies.
-  const destinationOwner = new Map<string, string>();
-  for (const img of spec.images) {
-    for (const d of img.destinations) if (d.kind === 'registry') destinationOwner.set(d.ref, img.name);
-  }
-
-  for (const img of spec.images) {
-    for (const d of img.destinations) if (d.kind !== 'registry') destinationOwner.set(destinationKey(d), img.name);
-  }
-
-  const specImageFor = (ref: string, self: string): string | undefined => {
-    if (ref.startsWith(IMAGE_REF_PREFIX)) {
-      const name = ref.slice(IMAGE_REF_PREFIX.length);
-      if (byName.has(name) && name !== self) return name;
-    }
-    if (ref.startsWith('oci:') || ref.startsWith('docker-archive:')) {
-      // A local output of another image, written as the spec writes destinations (relative to the spec).
-      const parsed = parseDestination(ref, spec.dir);
-      const owner = parsed.ok ? destinationOwner.get(destinationKey(parsed.value)) : undefined;
-      return owner !== undefined && owner !== self ? owner : undefined;
-    }
-    const norm = normalizeRef(ref);
-    const owner = norm ? destinationOwner.get(norm) : undefined;
-    return owner !== undefined && owner !== self ? owner : undefined;
-  };
+  const specImageFor = specImageResolver(spec);
 
   // 1. Analyse each image's Dockerfile once.
   const plans = new Map<string, ImagePlan>();

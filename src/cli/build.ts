@@ -1,0 +1,384 @@
+/**
+ * `stowage build [images|groups|globs…]`: builds the compiled graph in parallel and writes every
+ * image's destinations. Images that build FROM another image of the spec get it directly from
+ * this run (no push/pull round trip). Pushes share one Pusher, so each blob crosses the wire once
+ * per registry and other repositories get it by cross-repository mount.
+ *
+ * Exit codes: 0 all succeeded, 1 some image failed, 2 usage or spec errors.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import pLimit from 'p-limit';
+import type { Image } from '../image/blob.js';
+import type { BuildEvent, SecretsProvider } from '../engine/instructions/types.js';
+import { specImageResolver } from '../graph/compile.js';
+import { runGraph, type Job } from '../graph/scheduler.js';
+import type { Destination as SpecDestination, SpecImage } from '../spec/types.js';
+import { StowageError, errorMessage, isAbortError, isStowageError } from '../util/errors.js';
+import { oneOf, parseCommandArgs, parseKeyValues } from './args.js';
+import { renderHuman } from './diagnostics-output.js';
+import { computePlan } from './plan.js';
+import { displayPath } from './project.js';
+import { chooseProgressMode, createProgress, type ImageStatus, type SummaryRow } from './progress.js';
+
+export const BUILD_USAGE = `Usage: stowage build [options] [IMAGE|GROUP|GLOB ...]
+
+Builds the images of a spec (all of them, or the named images, groups or globs and what they
+depend on) and writes their destinations.
+
+Options:
+  -f, --file PATH            the spec (default ./stowage.yaml)
+      --var K=V              override a spec variable (repeatable; also STOWAGE_VAR_K)
+  -j, --jobs N               images built at once (default: spec execution.jobs, else CPU count)
+      --keep-going           build everything that does not depend on a failure (execution.failure)
+      --fail-fast            stop at the first failure (the default)
+      --publish MODE         immediate | after-all: with after-all nothing is written to any
+                             destination unless every selected image built (execution.publish)
+      --no-push              skip registry destinations (oci: and docker-archive: are still written)
+      --metadata-file F      write per-image results and push totals as JSON to F
+      --progress MODE        auto (default) | tty | plain | json
+      --cache-dir DIR        local store (default $STOWAGE_CACHE_DIR, $XDG_CACHE_HOME/stowage)
+      --insecure-registry H  talk plain HTTP to host[:port] (repeatable; localhost is implied)
+      --registry-mirror H    pull docker.io images through this mirror (repeatable)
+      --push-jobs N          concurrent blob transfers per registry (default 8)
+      --secret SPEC          id=ID,src=PATH or id=ID,env=NAME (repeatable; adds to spec secrets)
+      --snapshotter S        auto | overlay | walk
+      --isolation I          auto | bwrap | chroot | none
+      --reproducible         clamp timestamps (SOURCE_DATE_EPOCH, default 0) for byte-identical images
+  -h, --help                 this help
+`;
+
+export interface ImageRecord {
+  status: ImageStatus;
+  destinations: string[];
+  published: boolean;
+  digest?: string;
+  size?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  error?: string;
+  blockedBy?: string;
+}
+
+export interface BuildMetadata {
+  version: 1;
+  status: 'succeeded' | 'failed';
+  images: Record<string, ImageRecord>;
+  push: Record<string, unknown>;
+}
+
+function parseSecretFlag(text: string): { id: string; source: { env: string } | { file: string } } {
+  const fields = Object.fromEntries(
+    text.split(',').map((kv) => {
+      const eq = kv.indexOf('=');
+      return eq < 0 ? [kv, ''] : [kv.slice(0, eq), kv.slice(eq + 1)];
+    }),
+  );
+  const id = fields['id'];
+  const src = fields['src'] ?? fields['source'];
+  const env = fields['env'];
+  if (!id || (!src && !env)) {
+    throw new StowageError('usage/bad-flag', `--secret ${JSON.stringify(text)} needs id= and src= or env=`, {
+      hint: 'write --secret id=npm,src=$HOME/.npmrc or --secret id=token,env=GITHUB_TOKEN',
+    });
+  }
+  return { id, source: src ? { file: resolve(src) } : { env: env! } };
+}
+
+/** Secrets for one image: the spec's, then --secret flags. Values are read only when a RUN asks. */
+function secretsFor(image: SpecImage, flags: Map<string, { env: string } | { file: string }>, env: Record<string, string | undefined>): SecretsProvider {
+  return async (id) => {
+    const source = flags.get(id) ?? image.secrets[id];
+    if (!source) return undefined;
+    if ('env' in source) {
+      const v = env[source.env];
+      return v === undefined ? undefined : Buffer.from(v);
+    }
+    try {
+      return await readFile(source.file);
+    } catch (e) {
+      throw new StowageError('build/secret-unreadable', `secret ${id}: cannot read ${source.file} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, {
+        hint: 'check the secret’s file path in the spec or in --secret',
+      });
+    }
+  };
+}
+
+/** Spec destinations in the form the engine's writer takes. */
+function engineDestination(d: SpecDestination) {
+  switch (d.kind) {
+    case 'oci':
+      return { kind: 'oci' as const, dir: d.dir, tag: d.tag ?? 'latest', text: d.text };
+    case 'docker-archive':
+      return { kind: 'docker-archive' as const, file: d.file, refs: d.ref ? [d.ref] : [], text: d.text };
+    case 'registry':
+      return { kind: 'registry' as const, ref: d.ref, text: d.text };
+  }
+}
+
+function imageSize(image: Image): number {
+  return image.manifestBytes.length + image.config.rootfs.diff_ids.length * 0 + image.manifest.config.size + image.manifest.layers.reduce((n, l) => n + l.size, 0);
+}
+
+/** Writes `content` through a temp name so a reader never sees half a file. */
+async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const { writeFileAtomic } = await import('../store/atomic.js');
+  await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+export async function runBuild(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs('build', argv, {
+    file: { type: 'string', short: 'f' },
+    var: { type: 'string', multiple: true },
+    jobs: { type: 'string', short: 'j' },
+    'keep-going': { type: 'boolean' },
+    'fail-fast': { type: 'boolean' },
+    publish: { type: 'string' },
+    'no-push': { type: 'boolean' },
+    'metadata-file': { type: 'string' },
+    progress: { type: 'string' },
+    'cache-dir': { type: 'string' },
+    'insecure-registry': { type: 'string', multiple: true },
+    'registry-mirror': { type: 'string', multiple: true },
+    'push-jobs': { type: 'string' },
+    secret: { type: 'string', multiple: true },
+    snapshotter: { type: 'string' },
+    isolation: { type: 'string' },
+    reproducible: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(BUILD_USAGE);
+    return 0;
+  }
+  const env = process.env;
+  const cwd = process.cwd();
+  const positiveInt = (flag: string, v: unknown): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new StowageError('usage/bad-flag', `${flag} must be a whole number of at least 1, not ${JSON.stringify(v)}`);
+    return n;
+  };
+  const progressFlag = oneOf('--progress', values.progress as string | undefined, ['auto', 'tty', 'plain', 'json'] as const, 'auto');
+  const snapshotter = oneOf('--snapshotter', values.snapshotter as string | undefined, ['auto', 'overlay', 'walk'] as const, 'auto');
+  const isolation = oneOf('--isolation', values.isolation as string | undefined, ['auto', 'bwrap', 'chroot', 'none'] as const, 'auto');
+  const publishFlag = values.publish === undefined ? undefined : oneOf('--publish', values.publish as string, ['immediate', 'after-all'] as const, 'immediate');
+  if (values['keep-going'] && values['fail-fast']) throw new StowageError('usage/bad-flag', '--keep-going and --fail-fast contradict each other');
+  const secretFlags = new Map(((values.secret as string[] | undefined) ?? []).map((s) => {
+    const p = parseSecretFlag(s);
+    return [p.id, p.source] as const;
+  }));
+  const jobsFlag = positiveInt('--jobs', values.jobs);
+  const pushJobs = positiveInt('--push-jobs', values['push-jobs']) ?? 8;
+  const metadataFile = values['metadata-file'] ? resolve(cwd, values['metadata-file'] as string) : undefined;
+
+  const plan = await computePlan({
+    file: resolve(cwd, (values.file as string | undefined) ?? 'stowage.yaml'),
+    vars: parseKeyValues('--var', values.var as string[] | undefined),
+    env,
+    cwd,
+    selection: positionals,
+  });
+  if (!plan.graph || !plan.spec) {
+    const problems = plan.diagnostics.filter((d) => d.severity === 'error');
+    const readSource = (f: string) => {
+      try {
+        return readFileSync(resolve(cwd, f), 'utf8');
+      } catch {
+        return undefined;
+      }
+    };
+    process.stderr.write(renderHuman(problems, { color: Boolean(process.stderr.isTTY) && !env.NO_COLOR, readSource }));
+    process.stderr.write(`stowage build: the spec has ${problems.length} error(s); nothing was built\n`);
+    return 2;
+  }
+  const { graph, spec } = plan;
+  const failure = values['keep-going'] ? 'keep-going' : values['fail-fast'] ? 'fail-fast' : spec.execution.failure;
+  const publish = publishFlag ?? spec.execution.publish;
+  const jobs = jobsFlag ?? spec.execution.jobs ?? (await import('node:os')).availableParallelism();
+  const progress = createProgress({ mode: chooseProgressMode(progressFlag === 'auto' ? undefined : progressFlag, env, Boolean(process.stderr.isTTY)), out: process.stderr });
+
+  const [{ buildDockerfile, writeDestinations, createEnginePorts }, { parsePlatform }, { resolveCacheDir }] = await Promise.all([
+    import('../engine/build-image.js'),
+    import('../image/platform.js'),
+    import('../store/cache-dir.js'),
+  ]);
+
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new StowageError('build/interrupted', 'interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const specImages = new Map(spec.images.map((i) => [i.name, i]));
+  const graphImages = new Map(graph.images.map((i) => [i.name, i]));
+  const built = new Map<string, Promise<Image>>();
+  const ownerOf = specImageResolver(spec);
+  const records: Record<string, ImageRecord> = {};
+  for (const g of graph.images) records[g.name] = { status: 'not-started', destinations: g.destinations, published: false };
+
+  const cacheDir = resolveCacheDir({ flag: values['cache-dir'] as string | undefined, env });
+  const epochText = env.SOURCE_DATE_EPOCH;
+  const sourceDateEpoch = values.reproducible ? Number(epochText ?? 0) : epochText !== undefined ? Number(epochText) : undefined;
+  if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) {
+    throw new StowageError('usage/bad-env', `SOURCE_DATE_EPOCH ${JSON.stringify(epochText)} is not a whole number of seconds`);
+  }
+
+  let setup: Awaited<ReturnType<typeof createEnginePorts>> | undefined;
+  try {
+    setup = await createEnginePorts({
+      cacheDir,
+      snapshotter,
+      isolation,
+      registry: {
+        insecureRegistries: (values['insecure-registry'] as string[] | undefined) ?? [],
+        registryMirrors: (values['registry-mirror'] as string[] | undefined) ?? [],
+      },
+      pushConcurrency: pushJobs,
+      // FROM / COPY --from naming an image of this spec uses what this run built.
+      resolveLocal: async (ref) => {
+        const owner = ownerOf(ref);
+        return owner !== undefined ? built.get(owner) : undefined;
+      },
+      signal: controller.signal,
+    });
+    const engine = setup;
+    const buildLimit = pLimit(jobs);
+
+    const publishImage = async (name: string, image: Image, signal: AbortSignal): Promise<void> => {
+      const specImage = specImages.get(name)!;
+      const skipRegistry = values['no-push'] === true || !specImage.push;
+      const targets = specImage.destinations.filter((d) => !(skipRegistry && d.kind === 'registry')).map(engineDestination);
+      if (targets.length === 0) return;
+      progress.phase(name, `writing ${targets.map((t) => t.text).join(', ')}`);
+      await writeDestinations(image, targets, { push: engine.push, signal });
+      records[name]!.published = true;
+    };
+
+    const started = new Map<string, number>();
+    const jobList: Job<Image>[] = graph.images.map((g) => ({
+      id: g.name,
+      deps: g.dependsOn,
+      run: async ({ signal }) => {
+        const specImage = specImages.get(g.name)!;
+        const image = await buildLimit(async () => {
+          signal.throwIfAborted();
+          started.set(g.name, Date.now());
+          progress.imageStart(g.name);
+          return buildDockerfile({
+            dockerfilePath: displayPath(cwd, specImage.dockerfile),
+            contextDir: specImage.context,
+            ...(specImage.target !== undefined ? { target: specImage.target } : {}),
+            buildArgs: specImage.args,
+            labels: specImage.labels,
+            platform: parsePlatform(g.platform),
+            ports: engine.engine,
+            options: {
+              cacheDir,
+              signal,
+              secrets: secretsFor(specImage, secretFlags, env),
+              ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+              onEvent: (e: BuildEvent) => progress.event(g.name, e),
+            },
+          });
+        });
+        if (publish === 'immediate') await publishImage(g.name, image, signal);
+        return image;
+      },
+    }));
+    // Dependents may start as soon as an image is built; they read it from here.
+    const outcomes = await runGraph<Image>({
+      jobs: jobList.map((j) => ({
+        ...j,
+        run: (ctx) => {
+          const p = j.run(ctx);
+          built.set(j.id, p);
+          return p;
+        },
+      })),
+      failure,
+      signal: controller.signal,
+      onEnd: (o) => {
+        const rec = records[o.id]!;
+        rec.status = o.status;
+        const start = started.get(o.id);
+        if (start !== undefined) {
+          const end = o.endedAt ?? Date.now();
+          rec.startedAt = new Date(start).toISOString();
+          rec.finishedAt = new Date(end).toISOString();
+          rec.durationMs = end - start;
+        }
+        if (o.result) {
+          rec.digest = o.result.digest;
+          rec.size = imageSize(o.result);
+        }
+        if (o.status === 'failed') rec.error = describeError(o.error);
+        if (o.blockedBy) rec.blockedBy = o.blockedBy;
+        progress.imageDone(rowOf(o.id, rec));
+      },
+    });
+
+    const allOk = [...outcomes.values()].every((o) => o.status === 'succeeded');
+    if (publish === 'after-all') {
+      if (allOk) {
+        const publishLimit = pLimit(Math.max(1, jobs));
+        await Promise.all(
+          [...outcomes.values()].map((o) =>
+            publishLimit(async () => {
+              try {
+                await publishImage(o.id, o.result!, controller.signal);
+              } catch (e) {
+                records[o.id]!.status = 'failed';
+                records[o.id]!.error = describeError(e);
+                throw e;
+              }
+            }),
+          ),
+        ).catch(() => undefined);
+      } else {
+        progress.warn('publish: after-all — some images failed, so nothing was written to any destination');
+      }
+    }
+
+    const ok = Object.values(records).every((r) => r.status === 'succeeded');
+    progress.finish(graph.images.map((g) => rowOf(g.name, records[g.name]!)));
+    const metadata: BuildMetadata = { version: 1, status: ok ? 'succeeded' : 'failed', images: records, push: engine.pushStats?.() ?? {} };
+    if (metadataFile) await writeJsonAtomic(metadataFile, metadata);
+    for (const [name, rec] of Object.entries(records)) {
+      if (rec.status === 'failed' && rec.error) process.stderr.write(`stowage: error: image ${name}: ${rec.error}\n`);
+    }
+    return ok ? 0 : 1;
+  } catch (e) {
+    if (metadataFile) {
+      await writeJsonAtomic(metadataFile, { version: 1, status: 'failed', images: records, push: setup?.pushStats?.() ?? {}, error: describeError(e) }).catch(() => undefined);
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await setup?.close().catch(() => undefined);
+  }
+
+  function rowOf(name: string, rec: ImageRecord): SummaryRow {
+    return {
+      image: name,
+      status: rec.status,
+      ...(rec.digest ? { digest: rec.digest } : {}),
+      ...(rec.size !== undefined ? { size: rec.size } : {}),
+      ...(rec.durationMs !== undefined ? { seconds: rec.durationMs / 1000 } : {}),
+      ...(rec.error ? { error: rec.error } : rec.blockedBy ? { error: `not built: ${rec.blockedBy} failed` } : {}),
+    };
+  }
+  void graphImages;
+}
+
+/** One line for the user: StowageErrors carry their own message, file:line and hint. */
+export function describeError(e: unknown): string {
+  if (isStowageError(e)) {
+    const where = e.file ? `${e.file}${e.range ? `:${e.range.start.line}` : ''}: ` : '';
+    return `${where}${e.message}${e.hint ? ` (hint: ${e.hint})` : ''}`;
+  }
+  if (isAbortError(e)) return 'stopped';
+  return errorMessage(e);
+}
