@@ -46,7 +46,8 @@ export function parseYaml(text: string, file: string, limits: ParseLimits = DEFA
 
   const pos = (offset: number) => {
     const p = lineCounter.linePos(Math.max(0, Math.min(offset, text.length)));
-    return { line: p.line, column: p.col };
+    // linePos answers line 0 when it saw no line start (e.g. empty input); positions are 1-based.
+    return p.line < 1 ? { line: 1, column: Math.max(1, offset + 1) } : { line: p.line, column: Math.max(1, p.col) };
   };
   const rangeOf = (r: readonly number[] | undefined | null): SourceRange => {
     if (!r || r.length < 2) return WHOLE_FILE;

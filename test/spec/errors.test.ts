@@ -82,6 +82,7 @@ test('missing required keys, wrong version, wrong root type', async () => {
   assert.equal(at(find(list.diagnostics, 'spec/type')), '1:1');
   const empty = await ws.load('');
   assert.ok(empty.diagnostics.some((d) => d.severity === 'error'), 'an empty spec is an error');
+  for (const d of empty.diagnostics) assert.ok(!d.range || (d.range.start.line >= 1 && d.range.start.column >= 1), summary(empty.diagnostics));
 });
 
 test('missing, directory, non-UTF-8 and unreadable paths are diagnostics, not throws', async () => {
