@@ -39,7 +39,7 @@ export const pushPull: Workload = {
   id: 'push-pull',
   title: 'large layer push and pull',
   async run(ctx: BenchContext): Promise<WorkloadRow[]> {
-    const sizeMiB = ctx.quick ? 64 : 500;
+    const sizeMiB = ctx.quick ? 32 : 500;
     const params = { layerMiB: sizeMiB };
     const root = await freshDir(ctx, 'push-pull');
     try {
