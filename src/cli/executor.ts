@@ -309,7 +309,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
   ]);
   for (const d of o.destinations) parseDestination(d);
   const controller = new AbortController();
-  const onSignal = () => controller.abort(new Error('interrupted'));
+  const onSignal = (sig: NodeJS.Signals) => controller.abort(new StowageError('build/interrupted', `interrupted by ${sig}; nothing was written to the destinations not yet done`));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const cleanups: (() => Promise<void>)[] = [];
