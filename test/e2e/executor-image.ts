@@ -15,6 +15,13 @@ import { join } from 'node:path';
 export const REPO = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
 export const DEPLOY = join(REPO, 'deploy');
 
+/**
+ * The capabilities the README documents as enough for `--cap-drop=ALL` containers (chroot
+ * isolation, USER steps, ownership and modes as docker would leave them). The k8s example uses
+ * the same list; the e2e test proves it builds the same image as docker's default set.
+ */
+export const MINIMAL_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'SYS_CHROOT'];
+
 export interface RunResult {
   code: number;
   stdout: string;

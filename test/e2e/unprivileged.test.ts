@@ -18,10 +18,7 @@ import { join } from 'node:path';
 import { startDockerd, type TestDockerd } from '../helpers/dockerd.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { busyboxLayout } from '../helpers/busybox-image.js';
-import { buildExecutorImage, mustRun, runCommand, type ExecutorImage } from './executor-image.js';
-
-/** What deploy/README documents as enough for `--cap-drop=ALL` (chroot isolation, USER steps, ownership). */
-const MINIMAL_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'SYS_CHROOT'];
+import { buildExecutorImage, MINIMAL_CAPS, mustRun, runCommand, type ExecutorImage } from './executor-image.js';
 
 let work: string;
 let dockerd: TestDockerd | undefined;
