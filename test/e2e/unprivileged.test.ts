@@ -15,10 +15,11 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { startDockerd, type TestDockerd } from '../helpers/dockerd.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { busyboxLayout } from '../helpers/busybox-image.js';
-import { buildExecutorImage, MINIMAL_CAPS, mustRun, runCommand, type ExecutorImage } from './executor-image.js';
+import { buildExecutorImage, MINIMAL_CAPS, mustRun, REPO, runCommand, type ExecutorImage } from './executor-image.js';
 
 let work: string;
 let dockerd: TestDockerd | undefined;
@@ -97,12 +98,6 @@ test('in a default (unprivileged) container: picks chroot + walk by itself, says
   const dest = `${registry!.host}/e2e/app:1`;
   const r = await runExecutorContainer({ args: ['--context', '/workspace', '--dockerfile', 'Dockerfile', '--destination', dest, '--reproducible'] });
   assert.equal(r.code, 0, `executor failed in the container:\n${r.stderr}`);
-  const lines = isolationLines(r.stderr);
-  assert.equal(lines.length, 1, `expected exactly one line naming the chosen isolation, got:\n${r.stderr}`);
-  // The reason: namespaces are refused (bubblewrap cannot set up), chroot is allowed.
-  assert.match(lines[0]!, /namespace|bubblewrap|bwrap/i, lines[0]);
-  assert.match(lines[0]!, /walk/, `the line should name the snapshotter too: ${lines[0]}`);
-  assert.doesNotMatch(r.stderr, /internal error|MaxListenersExceeded|\n\s+at /, r.stderr);
 
   const pushed = r.stdout.trim().split('\n').find((l) => l.startsWith(dest));
   assert.ok(pushed, r.stdout);
@@ -121,6 +116,14 @@ test('in a default (unprivileged) container: picks chroot + walk by itself, says
   assert.equal(asApp.mode & 0o777, 0o600);
   assert.equal(statSync(join(rootfs, 'home/app/owned.txt')).uid, 1000, 'COPY --chown inside the container');
   assert.equal(statSync(join(rootfs, 'srv/private')).mode & 0o777, 0o700);
+
+  // Said once, with the reason: namespaces are refused (bubblewrap cannot set up), chroot is allowed.
+  const lines = isolationLines(r.stderr);
+  assert.equal(lines.length, 1, `expected exactly one line naming the chosen isolation, got:\n${r.stderr}`);
+  // The reason: namespaces are refused (bubblewrap cannot set up), chroot is allowed.
+  assert.match(lines[0]!, /namespace|bubblewrap|bwrap/i, lines[0]);
+  assert.match(lines[0]!, /walk/, `the line should name the snapshotter too: ${lines[0]}`);
+  assert.doesNotMatch(r.stderr, /internal error|MaxListenersExceeded|\n\s+at /, r.stderr);
 });
 
 test('with --cap-drop=ALL plus only the documented capabilities: the identical image', async () => {
@@ -176,4 +179,58 @@ test('bad input: wrong credentials in a mounted config.json → one error saying
   assert.match(r.stderr, /hint: /, r.stderr);
   assert.ok(!r.stderr.includes(wrongPassword) && !r.stdout.includes(wrongPassword), 'the password never appears in output');
   assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, r.stderr);
+});
+
+test('examples/ci/k8s-job.yaml: its container spec (args, capabilities, secret and context mounts) works as written', async () => {
+  const auth = authRegistry!;
+  const job = parseYaml(readFileSync(join(REPO, 'examples', 'ci', 'k8s-job.yaml'), 'utf8')) as any;
+  const pod = job.spec.template.spec;
+  const c = pod.containers[0];
+  // The secret volume as the kubelet materialises it: `.dockerconfigjson` projected as config.json.
+  const secretDir = join(work, 'k8s-secret');
+  mkdirSync(secretDir);
+  const dockerconfigjson = JSON.stringify({ auths: { [auth.host]: { username: auth.username, password: auth.password, auth: Buffer.from(`${auth.username}:${auth.password}`).toString('base64') } } });
+  const docker = dockerd!;
+  const args = ['run', '--rm', '--network', 'host', '--user', String(c.securityContext.runAsUser)];
+  for (const d of c.securityContext.capabilities.drop) args.push('--cap-drop', d);
+  for (const a of c.securityContext.capabilities.add) args.push('--cap-add', a);
+  for (const e of c.env ?? []) args.push('-e', `${e.name}=${e.value}`);
+  for (const m of c.volumeMounts) {
+    const volume = pod.volumes.find((v: any) => v.name === m.name);
+    let source: string;
+    if (volume.secret) {
+      for (const item of volume.secret.items) {
+        assert.equal(item.key, '.dockerconfigjson');
+        writeFileSync(join(secretDir, item.path), dockerconfigjson, { mode: 0o644 });
+      }
+      source = secretDir;
+    } else {
+      assert.ok(volume.persistentVolumeClaim, `volume ${m.name}`);
+      source = ctx;
+    }
+    args.push('-v', `${source}:${m.mountPath}${m.readOnly ? ':ro' : ''}`);
+  }
+  const jobArgs: string[] = c.args.map((a: string) => a.split('registry.example.com').join(auth.host));
+  args.push(image.name, ...jobArgs);
+  const r = await docker.docker(args);
+  assert.equal(r.code, 0, r.stderr);
+  const dest = jobArgs.find((a) => a.startsWith('--destination='))!.slice('--destination='.length);
+  const inspect = await mustRun('skopeo', ['inspect', '--tls-verify=false', '--creds', `${auth.username}:${auth.password}`, '--format', '{{.Digest}}', `docker://${dest}`]);
+  assert.equal(inspect.stdout.trim(), defaultCapsDigest, 'the Job (--reproducible, minimal caps) builds the same image as docker\'s defaults');
+});
+
+test('the image: Kaniko-like entrypoint and layout, production dependencies only', async () => {
+  const docker = dockerd!;
+  const inspect = await docker.docker(['image', 'inspect', image.name]);
+  assert.equal(inspect.code, 0, inspect.stderr);
+  const config = (JSON.parse(inspect.stdout) as Array<{ Config: { Entrypoint: string[]; WorkingDir: string; Env: string[] } }>)[0]!.Config;
+  assert.deepEqual(config.Entrypoint, ['/stowage/bin/stowage', 'executor']);
+  assert.equal(config.WorkingDir, '/workspace');
+  assert.ok(config.Env.includes('DOCKER_CONFIG=/stowage/.docker'), config.Env.join(' '));
+  const ls = await docker.docker(['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', image.name, '-c', 'ls /stowage/node_modules; stowage --version']);
+  assert.equal(ls.code, 0, ls.stderr);
+  const modules = ls.stdout.trim().split('\n');
+  for (const runtime of ['undici', 'yaml', 'tar-stream']) assert.ok(modules.includes(runtime), `${runtime} is in the image`);
+  for (const dev of ['typescript', 'tsx', '@types']) assert.ok(!modules.includes(dev), `${dev} (a dev dependency) is not in the image`);
+  assert.match(ls.stdout, /^stowage \d+\.\d+\.\d+/m);
 });
