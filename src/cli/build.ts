@@ -124,7 +124,8 @@ function imageSize(image: Image): number {
 
 /** Writes `content` through a temp name so a reader never sees half a file. */
 async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  const { writeFileAtomic } = await import('../store/atomic.js');
+  const [{ writeFileAtomic }, { mkdir }, { dirname }] = await Promise.all([import('../store/atomic.js'), import('node:fs/promises'), import('node:path')]);
+  await mkdir(dirname(file), { recursive: true });
   await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
