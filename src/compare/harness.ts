@@ -1,0 +1,200 @@
+/**
+ * Builds one Dockerfile with stowage (its CLI, `executor`) and with Buildah 1.28
+ * (`buildah --storage-driver vfs bud --isolation chroot`), then compares the flattened filesystems
+ * and the config fields. Both builders get the same context, the same build args and the same base
+ * image (a registry on 127.0.0.1 is the common ground: Buildah 1.28 cannot `FROM oci:`).
+ *
+ * A case directory may hold `Dockerfile.buildah`: the same result written with only what Buildah
+ * 1.28 understands (it predates COPY --parents/--exclude, symbolic --chmod, …). Buildah then builds
+ * that file, the report says so, and the filesystems are still compared — a gap in the peer does
+ * not leave the feature unchecked.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { hostPlatform } from '../image/platform.js';
+import type { ContainerConfig } from '../image/types.js';
+import { readImageFromLayout } from '../store/oci-layout.js';
+import { StowageError } from '../util/errors.js';
+import { classify, diffConfigs, diffFilesystems, normalizeConfig, renderReport, type ClassifiedDifference } from './diff.js';
+import { flattenImage } from './flatten.js';
+
+export interface CompareEnvironment {
+  /** Scratch space for image layouts; each case gets a subdirectory that is removed afterwards. */
+  workDir: string;
+  /** Buildah's private storage (`--root`, `--runroot`), shared by all cases so base layers are pulled once. */
+  buildahRoot: string;
+  buildahRunroot: string;
+  /** stowage's cache dir, shared by all cases for the same reason. */
+  stowageCacheDir: string;
+  /** Registries reached over plain HTTP (the local one holding the base image). */
+  insecureRegistries: readonly string[];
+  /** How to start stowage's CLI; default: the sources through tsx (no build step needed). */
+  stowageCommand?: readonly string[];
+  /** Build args given to both builders (e.g. `BUSYBOX=127.0.0.1:5000/busybox:1`). */
+  buildArgs?: Readonly<Record<string, string>>;
+  signal: AbortSignal;
+}
+
+export interface CompareCase {
+  /** Shown in the report and given to known-difference matchers. */
+  name: string;
+  dockerfile: string;
+  contextDir: string;
+  /** Buildah builds this instead when set (see the module comment). */
+  buildahDockerfile?: string;
+  buildArgs?: Readonly<Record<string, string>>;
+  target?: string;
+}
+
+export interface CompareResult {
+  name: string;
+  differences: ClassifiedDifference[];
+  unexpected: number;
+  notes: string[];
+  report: string;
+}
+
+/** The default stowage launcher: `node --import tsx -e 'import(main.ts).main(argv)'`. */
+export function stowageFromSources(): string[] {
+  const mainTs = fileURLToPath(new URL('../cli/main.' + (import.meta.url.endsWith('.ts') ? 'ts' : 'js'), import.meta.url));
+  return [process.execPath, '--import', 'tsx', '--input-type=module', '-e', `import(${JSON.stringify(mainTs)}).then((m) => m.main(process.argv.slice(1)))`, '--'];
+}
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(argv: readonly string[], options: { signal: AbortSignal; cwd?: string; env?: NodeJS.ProcessEnv }): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      signal: options.signal,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      env: options.env ?? process.env,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.once('error', reject);
+    child.once('close', (code, sig) => resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr }));
+  });
+}
+
+function buildArgList(args: Readonly<Record<string, string>>): string[] {
+  return Object.entries(args).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
+}
+
+function tail(text: string, lines = 25): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+function buildahGlobal(env: CompareEnvironment): string[] {
+  return ['buildah', '--root', env.buildahRoot, '--runroot', env.buildahRunroot, '--storage-driver', 'vfs'];
+}
+
+/** Builds with stowage into `oci:<dir>:stowage`. */
+async function buildWithStowage(c: CompareCase, env: CompareEnvironment, layoutDir: string): Promise<void> {
+  const argv = [
+    ...(env.stowageCommand ?? stowageFromSources()),
+    'executor',
+    '--dockerfile', c.dockerfile,
+    '--context', c.contextDir,
+    '--destination', `oci:${layoutDir}:stowage`,
+    '--cache-dir', env.stowageCacheDir,
+    ...env.insecureRegistries.flatMap((r) => ['--insecure-registry', r]),
+    ...buildArgList({ ...env.buildArgs, ...c.buildArgs }),
+    ...(c.target !== undefined ? ['--target', c.target] : []),
+  ];
+  const r = await run(argv, { signal: env.signal });
+  if (r.code !== 0) throw new StowageError('compare/stowage-failed', `stowage could not build ${c.name} (exit ${r.code}):\n${tail(r.stderr + r.stdout)}`);
+}
+
+/** Builds with Buildah (Docker format, so HEALTHCHECK/ONBUILD/SHELL are kept), exports `oci:<dir>:buildah`, returns its config. */
+async function buildWithBuildah(c: CompareCase, env: CompareEnvironment, layoutDir: string): Promise<ContainerConfig | undefined> {
+  const tag = `localhost/stowage-compare/${c.name.toLowerCase().replace(/[^a-z0-9._-]/g, '-')}:latest`;
+  const buildahEnv = { ...process.env, BUILDAH_ISOLATION: 'chroot', STORAGE_DRIVER: 'vfs' };
+  const bud = await run(
+    [
+      ...buildahGlobal(env),
+      'bud',
+      '--isolation', 'chroot',
+      '--layers',
+      '--format', 'docker',
+      '--tls-verify=false',
+      '--file', c.buildahDockerfile ?? c.dockerfile,
+      '--tag', tag,
+      ...buildArgList({ ...env.buildArgs, ...c.buildArgs }),
+      ...(c.target !== undefined ? ['--target', c.target] : []),
+      c.contextDir,
+    ],
+    { signal: env.signal, env: buildahEnv },
+  );
+  if (bud.code !== 0) throw new StowageError('compare/buildah-failed', `buildah could not build ${c.name} (exit ${bud.code}):\n${tail(bud.stderr + bud.stdout)}`);
+  const push = await run([...buildahGlobal(env), 'push', tag, `oci:${layoutDir}:buildah`], { signal: env.signal, env: buildahEnv });
+  if (push.code !== 0) throw new StowageError('compare/buildah-failed', `buildah push of ${c.name} failed:\n${tail(push.stderr)}`);
+  // The OCI config Buildah pushes drops Docker-only fields (Healthcheck, OnBuild, Shell); inspect keeps them.
+  const inspect = await run([...buildahGlobal(env), 'inspect', '--type', 'image', tag], { signal: env.signal, env: buildahEnv });
+  if (inspect.code !== 0) throw new StowageError('compare/buildah-failed', `buildah inspect of ${c.name} failed:\n${tail(inspect.stderr)}`);
+  const parsed = JSON.parse(inspect.stdout) as { Docker?: { config?: ContainerConfig } };
+  await run([...buildahGlobal(env), 'rmi', tag], { signal: env.signal, env: buildahEnv });
+  return parsed.Docker?.config;
+}
+
+/** Builds `c` with both builders and compares. Build failures are thrown (they are not differences). */
+export async function compareCase(c: CompareCase, env: CompareEnvironment): Promise<CompareResult> {
+  const caseDir = join(env.workDir, `case-${c.name.replace(/[^A-Za-z0-9._-]/g, '_')}-${process.pid}-${Date.now()}`);
+  await mkdir(caseDir, { recursive: true });
+  try {
+    const stowageLayout = join(caseDir, 'stowage');
+    const buildahLayout = join(caseDir, 'buildah');
+    // Sequential on purpose: both are CPU-bound and the machine is small.
+    await buildWithStowage(c, env, stowageLayout);
+    const buildahConfig = await buildWithBuildah(c, env, buildahLayout);
+    const platform = hostPlatform();
+    const stowageImage = await readImageFromLayout(stowageLayout, { tag: 'stowage', platform, signal: env.signal });
+    const buildahImage = await readImageFromLayout(buildahLayout, { tag: 'buildah', platform, signal: env.signal });
+    const [sfs, bfs] = [await flattenImage(stowageImage, env.signal), await flattenImage(buildahImage, env.signal)];
+    const differences = [
+      ...diffFilesystems(sfs, bfs),
+      ...diffConfigs(normalizeConfig(stowageImage.config.config), normalizeConfig(buildahConfig)),
+    ];
+    const dockerfileText = await readFile(c.dockerfile, 'utf8');
+    const classified = classify(differences, { caseName: c.name, dockerfile: dockerfileText });
+    const notes: string[] = [];
+    if (c.buildahDockerfile !== undefined) notes.push(`buildah built ${c.buildahDockerfile} (the same result without features Buildah 1.28 lacks)`);
+    const unexpected = classified.filter((d) => d.known === undefined).length;
+    return { name: c.name, differences: classified, unexpected, notes, report: renderReport(c.name, classified, notes) };
+  } finally {
+    await rm(caseDir, { recursive: true, force: true });
+  }
+}
+
+/** A fixture directory: `Dockerfile`, optional `Dockerfile.buildah`, optional `build-args` (K=V lines), context = `context/` or the dir. */
+export async function caseFromDirectory(dir: string): Promise<CompareCase> {
+  const abs = resolvePath(dir);
+  const name = abs.slice(abs.lastIndexOf('/') + 1);
+  const buildArgs: Record<string, string> = {};
+  const argsFile = join(abs, 'build-args');
+  if (existsSync(argsFile)) {
+    for (const line of (await readFile(argsFile, 'utf8')).split('\n')) {
+      const t = line.trim();
+      if (t === '' || t.startsWith('#')) continue;
+      const i = t.indexOf('=');
+      buildArgs[i < 0 ? t : t.slice(0, i)] = i < 0 ? '' : t.slice(i + 1);
+    }
+  }
+  const contextDir = existsSync(join(abs, 'context')) ? join(abs, 'context') : abs;
+  return {
+    name,
+    dockerfile: join(abs, 'Dockerfile'),
+    contextDir,
+    ...(existsSync(join(abs, 'Dockerfile.buildah')) ? { buildahDockerfile: join(abs, 'Dockerfile.buildah') } : {}),
+    buildArgs,
+  };
+}
