@@ -152,8 +152,9 @@ async function main(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
 
   const warnings: string[] = [];
-  if (existsSync(distFor) && newestMtime(join(REPO, 'src')) > newestMtime(distFor)) {
+  if (!args.build && existsSync(distFor) && newestMtime(join(REPO, 'src')) > newestMtime(distFor)) {
     warnings.push(`${distFor} is older than src/ — run 'npm run build' or pass --build to measure the current code`);
+    log(`warning: ${warnings[warnings.length - 1]}`);
   }
   const runs = args.runs ?? (args.quick ? 1 : 5);
   const rows: WorkloadRow[] = [];
