@@ -10,13 +10,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { busyboxLayout } from '../helpers/busybox-image.js';
-import { MINIMAL_CAPS, mustRun, REPO, runCommand } from './executor-image.js';
+import { MINIMAL_CAPS, mustRun, REPO, runCommand, writeSourceLauncher } from './executor-image.js';
 
 const EXAMPLES = join(REPO, 'examples', 'ci');
 const EXAMPLE_REGISTRY = 'registry.example.com';
@@ -26,20 +26,6 @@ let registry: TestRegistry;
 let stowage: string;
 let ctx: string;
 let dockerConfig: string;
-
-/** A `stowage` launcher running this checkout's sources (never a stale dist/). */
-function writeSourceLauncher(dir: string): string {
-  const file = join(dir, 'stowage');
-  const tsx = import.meta.resolve('tsx');
-  const main = new URL('../../src/cli/main.ts', import.meta.url).href;
-  writeFileSync(
-    file,
-    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(tsx)} --input-type=module ` +
-      `-e 'const m = await import(${JSON.stringify(main)}); await m.main(process.argv.slice(1));' -- "$@"\n`,
-  );
-  chmodSync(file, 0o755);
-  return file;
-}
 
 /** What `kubectl create secret docker-registry` stores as `.dockerconfigjson`. */
 function dockerConfigJson(host: string, user: string, password: string): string {

@@ -9,7 +9,7 @@
  * test never passes or fails because of a stale build.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const REPO = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
@@ -98,4 +98,18 @@ export async function buildExecutorImage(work: string, registryHost: string, sig
   const archive = join(work, 'stowage.tar');
   await mustRun(join(DEPLOY, 'build-executor-image.sh'), ['--base', base, '--destination', `docker-archive:${archive}:${name}`, '--verbosity=warn'], { env, ...(signal ? { signal } : {}) });
   return { archive, name, stowage, env };
+}
+
+/** Writes `<dir>/stowage`, a launcher running this checkout's sources through tsx (never a stale dist/). */
+export function writeSourceLauncher(dir: string): string {
+  const file = join(dir, 'stowage');
+  const tsx = import.meta.resolve('tsx');
+  const main = new URL('../../src/cli/main.ts', import.meta.url).href;
+  writeFileSync(
+    file,
+    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(tsx)} --input-type=module ` +
+      `-e 'const m = await import(${JSON.stringify(main)}); await m.main(process.argv.slice(1));' -- "$@"\n`,
+  );
+  chmodSync(file, 0o755);
+  return file;
 }

@@ -12,7 +12,7 @@
  * that silently skips would let the container story rot unnoticed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, openSync, closeSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -112,8 +112,14 @@ function run(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; s
   });
 }
 
-export async function startDockerd(options: { signal?: AbortSignal } = {}): Promise<TestDockerd> {
-  const dockerd = findExecutable('dockerd');
+export interface StartDockerdOptions {
+  signal?: AbortSignal;
+  /** Where dockerd is (default: searched in the system dirs); lets a test check the missing case. */
+  binary?: string;
+}
+
+export async function startDockerd(options: StartDockerdOptions = {}): Promise<TestDockerd> {
+  const dockerd = options.binary !== undefined ? (existsSync(options.binary) ? options.binary : undefined) : findExecutable('dockerd');
   if (!dockerd) {
     throw new Error('dockerd is not installed: the unprivileged-container e2e test needs the Debian package docker.io (apt-get install docker.io; .ci/run installs it)');
   }
