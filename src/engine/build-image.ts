@@ -19,6 +19,8 @@ import type { BlobStore } from '../store/types.js';
 import { openDirContext, type BuildContext } from './context/context.js';
 import { resolveBase, type StageBase } from './base-image.js';
 import { buildStage, type StageOptions } from './stage-runner.js';
+import type { BaseIdentity } from '../cache/keys.js';
+import type { StepCachePort } from '../cache/step-cache.js';
 import type {
   BuildEvent,
   ImageSource,
@@ -53,6 +55,8 @@ export interface BuildOptions {
   now?: () => Date;
   /** Stages of one Dockerfile built at the same time when they don't depend on each other (default 2). */
   stageConcurrency?: number;
+  /** The step cache (src/cache/step-cache.ts); absent: every step runs. */
+  stepCache?: StepCachePort;
 }
 
 export interface BuildDockerfileRequest {
@@ -110,7 +114,7 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
   const context: BuildContext = req.context ?? (await openDirContext({ dir: resolvePath(req.contextDir!), dockerfilePath, signal }));
   const ownsContext = req.context === undefined;
   const stageResults = new Map<number, StageResult>();
-  const prepared: StageRootfs[] = [];
+  const prepared: { release(): Promise<void> }[] = [];
   const imageRootfs = new Map<string, Promise<string>>();
   const stageOptions: StageOptions = {
     buildArgs: req.buildArgs,
@@ -155,6 +159,7 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
       const stage = dockerfile.stages[a.index]!;
       const platform = a.platform ?? req.platform;
       const base = await resolveBase({ base: a.base as StageBase, platform, stageResults, images: ports.images, signal: inner.signal });
+      const baseIdentity = options.stepCache ? cacheBaseOf(a.base as StageBase, base.image, stageResults) : undefined;
       const result = await buildStage({
         stage,
         dockerfile,
@@ -162,6 +167,7 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
         baseImage: base.image,
         ...(base.inheritedState !== undefined ? { inheritedState: base.inheritedState as never } : {}),
         onbuildTriggers: base.triggers,
+        ...(options.stepCache && baseIdentity ? { cache: { port: options.stepCache, base: baseIdentity } } : {}),
         ...(req.target !== undefined && targetStage !== undefined ? { targetStage } : {}),
         ports: {
           store: ports.store,
@@ -176,8 +182,15 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
         },
         options: { ...stageOptions, platform, signal: inner.signal },
       });
-      prepared.push(result.rootfs);
-      stageResults.set(a.index, { image: result.image, rootfsDir: result.rootfsDir, finalState: result.finalState, ...(stage.name ? { name: stage.name } : {}) });
+      prepared.push(result);
+      stageResults.set(a.index, {
+        image: result.image,
+        ...(result.rootfsDir !== undefined ? { rootfsDir: result.rootfsDir } : {}),
+        ...(result.ensureRootfs ? { ensureRootfs: result.ensureRootfs } : {}),
+        ...(result.cacheKey !== undefined ? { cacheKey: result.cacheKey } : {}),
+        finalState: result.finalState,
+        ...(stage.name ? { name: stage.name } : {}),
+      });
     });
   };
 
@@ -199,6 +212,24 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
     // Stage rootfs are kept until the end for COPY --from; nothing of them is needed any more.
     for (const r of prepared.reverse()) await r.release().catch(() => undefined);
     if (ownsContext) await context.close().catch(() => undefined);
+  }
+}
+
+/** A stage's base as step cache key material; undefined when the base stage has no key. */
+function cacheBaseOf(base: StageBase, image: Image, stageResults: ReadonlyMap<number, StageResult>): BaseIdentity | undefined {
+  switch (base.kind) {
+    case 'scratch':
+      return { kind: 'scratch' };
+    case 'stage': {
+      const key = stageResults.get(base.index)?.cacheKey;
+      return key === undefined ? undefined : { kind: 'stage', key };
+    }
+    case 'image':
+      return { kind: 'image', digest: image.digest };
+    default: {
+      const never: never = base;
+      throw new Error(`unknown base ${JSON.stringify(never)}`);
+    }
   }
 }
 

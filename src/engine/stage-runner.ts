@@ -30,7 +30,12 @@ import type {
 } from './instructions/types.js';
 import type { BlobStore } from '../store/types.js';
 import type { BuildContext } from './context/context.js';
-import { executeInstruction } from './instructions/dispatch.js';
+import { executeInstruction, executeMetadataInstruction, touchesFilesystem } from './instructions/dispatch.js';
+import type { StepOutcome } from './instructions/outcome.js';
+import { baseParent, CACHE_KEY_VERSION, outputKey, stageFinalKey, stepKey, type BaseIdentity } from '../cache/keys.js';
+import { decodeConfigPatch, encodeConfigPatch, type StepCacheEntry } from '../cache/entry.js';
+import type { StepCacheHit, StepCachePort } from '../cache/step-cache.js';
+import { collectStepInputs } from '../cache/inputs.js';
 import { withLocation } from './instructions/located.js';
 
 export interface StagePorts {
@@ -75,6 +80,8 @@ export interface BuildStageRequest {
   targetStage?: string;
   /** ONBUILD triggers to run right after FROM (already taken from the base config). */
   onbuildTriggers: Instruction[];
+  /** The step cache and this stage's base as key material; absent: every step runs (--no-cache). */
+  cache?: { port: StepCachePort; base: BaseIdentity };
   ports: StagePorts;
   options: StageOptions;
 }
@@ -97,66 +104,164 @@ export function createdTime(options: Pick<StageOptions, 'sourceDateEpoch' | 'now
 }
 
 /**
- * Builds one stage. The returned rootfs stays prepared (for COPY --from and RUN --mount from= of
- * later stages); the caller releases it (`rootfs.release()`) when the whole build is done. On
- * failure it is released here.
+ * Builds one stage. With a step cache, each step's key is computed first and a hit restores the
+ * step's layer and config change without running it. The rootfs is prepared only when a step has
+ * to run (from the base and the layers restored so far); a stage whose steps all hit never
+ * prepares one unless a later stage reads it (`ensureRootfs`). The returned `release` frees the
+ * rootfs when the whole build is done; on failure it is released here.
  */
-export async function buildStage(req: BuildStageRequest): Promise<StageResult & { rootfs: StageRootfs }> {
+export async function buildStage(req: BuildStageRequest): Promise<StageResult & { rootfs?: StageRootfs; release(): Promise<void> }> {
   const { stage, ports, options } = req;
   const signal = options.signal;
   signal.throwIfAborted();
   options.onEvent?.({ type: 'stage-start', stage: stage.index, ...(stage.name ? { name: stage.name } : {}), base: baseLabel(req) });
 
-  // Unpacked once per machine (the store single-flights per diffId), all layers at once.
-  const lowers: UnpackedLayer[] = await Promise.all(req.baseImage.layers.map((layer) => ports.unpacked.ensureUnpacked(layer, signal)));
-  const rootfs = await ports.snapshotter.prepare({ lowers, signal });
+  const escape = req.dockerfile.directives.escape;
+  let state: StageState = initialStageState({
+    baseConfig: req.baseImage.config,
+    ...(req.inheritedState !== undefined ? { inherited: req.inheritedState } : {}),
+    buildArgs: options.buildArgs,
+    platform: options.platform,
+    metaArgs: req.dockerfile.metaArgs,
+    stage,
+    escape,
+    ...(req.targetStage !== undefined ? { targetStage: req.targetStage } : {}),
+  });
+  // PATH ensured (A8) and inherited ONBUILD triggers cleared so grandchildren don't re-run them (A20).
+  let draft: ImageDraft<Layer> = { config: patchConfig(req.baseImage.config, stageStartConfigPatch(state)), layers: [...req.baseImage.layers] };
+
+  // The rootfs holds the base plus every layer in `draft` when prepared; a cache hit after it was
+  // prepared drops it, and the next step that runs prepares it again with the restored layer.
+  let rootfs: StageRootfs | undefined;
+  const held: StageRootfs[] = [];
+  const ensureRootfs = async (layers: readonly Layer[], sig: AbortSignal): Promise<StageRootfs> => {
+    if (rootfs) return rootfs;
+    // Unpacked once per machine (the store single-flights per diffId), all layers at once.
+    const lowers: UnpackedLayer[] = await Promise.all(layers.map((layer) => ports.unpacked.ensureUnpacked(layer, sig)));
+    rootfs = await ports.snapshotter.prepare({ lowers, signal: sig });
+    held.push(rootfs);
+    return rootfs;
+  };
+  const releaseAll = async () => {
+    for (const r of held.splice(0).reverse()) await r.release().catch(() => undefined);
+  };
+
+  const cache = req.cache;
+  let parentKey: string | undefined = cache ? baseParent(cache.base) : undefined;
   try {
-    const escape = req.dockerfile.directives.escape;
-    let state: StageState = initialStageState({
-      baseConfig: req.baseImage.config,
-      ...(req.inheritedState !== undefined ? { inherited: req.inheritedState } : {}),
-      buildArgs: options.buildArgs,
-      platform: options.platform,
-      metaArgs: req.dockerfile.metaArgs,
-      stage,
-      escape,
-      ...(req.targetStage !== undefined ? { targetStage: req.targetStage } : {}),
-    });
-    // PATH ensured (A8) and inherited ONBUILD triggers cleared so grandchildren don't re-run them (A20).
-    let draft: ImageDraft<Layer> = { config: patchConfig(req.baseImage.config, stageStartConfigPatch(state)), layers: [...req.baseImage.layers] };
-    const env: StepEnvironment = { rootfs, dockerfilePath: req.dockerfilePath, stageIndex: stage.index, escape, ports, options };
     const created = createdTime(options);
+    let lastCreated: string | undefined;
     for (const instr of [...req.onbuildTriggers, ...stage.instructions]) {
       signal.throwIfAborted();
       const line = instr.range.start.line;
       options.onEvent?.({ type: 'step-start', stage: stage.index, line, text: instr.original });
-      let out;
-      try {
-        out = await executeInstruction(instr, state, draft.config, env);
-      } catch (e) {
-        throw withLocation(e, { file: req.dockerfilePath, range: instr.range });
+      const fs = touchesFilesystem(instr);
+      let key: string | undefined;
+      if (cache && parentKey !== undefined) {
+        const inputs = fs ? await collectStepInputs(instr, state, { context: ports.context, stageResults: ports.stageResults, images: ports.images, platform: options.platform, signal }) : {};
+        if (inputs !== 'uncacheable') {
+          key = stepKey({
+            parent: parentKey,
+            instruction: instr,
+            state,
+            platform: options.platform,
+            runtime: { network: options.network, hostname: options.buildArgs['BUILDKIT_SANDBOX_HOSTNAME'] || 'buildkitsandbox' },
+            sourceDateEpoch: options.sourceDateEpoch,
+            inputs,
+          });
+        }
       }
+      const acquired = cache && key !== undefined ? await cache.port.acquire(key, signal) : undefined;
+      let out: StepOutcome;
+      let stepCreated = created;
+      if (acquired && 'hit' in acquired) {
+        const hit = acquired.hit;
+        out = restoreOutcome(instr, state, hit, options.platform);
+        stepCreated = hit.entry.created;
+        // The prepared rootfs lacks this layer: prepare a fresh one when a step next runs.
+        if (rootfs && hit.layer) rootfs = undefined;
+        options.onEvent?.({ type: 'cache-hit', stage: stage.index, line, key: key!, source: hit.source });
+      } else {
+        const miss = acquired && 'miss' in acquired ? acquired.miss : undefined;
+        try {
+          if (fs) {
+            const env: StepEnvironment = { rootfs: await ensureRootfs(draft.layers, signal), dockerfilePath: req.dockerfilePath, stageIndex: stage.index, escape, ports, options };
+            out = await executeInstruction(instr, state, draft.config, env);
+          } else {
+            out = executeMetadataInstruction(instr, state, options.platform);
+          }
+        } catch (e) {
+          miss?.abandon();
+          throw withLocation(e, { file: req.dockerfilePath, range: instr.range });
+        }
+        if (miss && key !== undefined) await miss.record(entryOf(key, out, created, options.now), out.layer);
+      }
+      // An uncacheable step (ADD <url>) chains its successors from what it produced.
+      if (cache) parentKey = key ?? (parentKey !== undefined ? outputKey(parentKey, out.layer?.diffId) : undefined);
       state = out.state;
       let next = draft.config;
       if (out.configPatch && Object.keys(out.configPatch).length > 0) next = patchConfig(next, out.configPatch);
       if (out.author !== undefined) next = patchImageConfig(next, { author: out.author });
       draft = { config: next, layers: draft.layers };
       if (out.layer) {
-        const history: HistoryEntry = { created, created_by: out.history?.createdBy ?? instr.original, comment: HISTORY_COMMENT };
+        const history: HistoryEntry = { created: stepCreated, created_by: out.history?.createdBy ?? instr.original, comment: HISTORY_COMMENT };
         draft = appendLayer(draft, out.layer, history);
+        lastCreated = stepCreated;
       } else if (out.history) {
-        draft = { config: appendHistory(draft.config, { created, created_by: out.history.createdBy, comment: HISTORY_COMMENT }), layers: draft.layers };
+        draft = { config: appendHistory(draft.config, { created: stepCreated, created_by: out.history.createdBy, comment: HISTORY_COMMENT }), layers: draft.layers };
+        lastCreated = stepCreated;
       }
-      options.onEvent?.({ type: 'step-done', stage: stage.index, line, ...(out.layer ? { layer: out.layer.descriptor.digest } : {}) });
+      options.onEvent?.({ type: 'step-done', stage: stage.index, line, ...(out.layer ? { layer: out.layer.descriptor.digest } : {}), ...(acquired && 'hit' in acquired ? { cached: true } : {}) });
     }
-    const platformFields: Partial<ImageConfig> = { created, architecture: options.platform.architecture, os: options.platform.os, variant: options.platform.variant };
+    // The image is as new as its newest step, so a rebuild whose steps all hit has the same digest.
+    const imageCreated = options.sourceDateEpoch !== undefined ? created : (lastCreated ?? created);
+    const platformFields: Partial<ImageConfig> = { created: imageCreated, architecture: options.platform.architecture, os: options.platform.os, variant: options.platform.variant };
     const image = imageFromParts({ config: finalizeConfig(patchImageConfig(draft.config, platformFields)), layers: draft.layers, format: 'oci' });
     options.onEvent?.({ type: 'stage-done', stage: stage.index, digest: image.digest });
-    return { image, rootfsDir: rootfs.path, rootfs, finalState: state, ...(stage.name !== undefined ? { name: stage.name } : {}) };
+    const finalLayers = draft.layers;
+    const finalRootfs = rootfs as StageRootfs | undefined;
+    let finalPrepared: Promise<StageRootfs> | undefined; // one rootfs however many stages read it
+    return {
+      image,
+      ...(finalRootfs ? { rootfsDir: finalRootfs.path, rootfs: finalRootfs } : { ensureRootfs: async (sig: AbortSignal) => (await (finalPrepared ??= ensureRootfs(finalLayers, sig))).path }),
+      finalState: state,
+      ...(stage.name !== undefined ? { name: stage.name } : {}),
+      ...(cache ? { cacheKey: stageFinalKey(cache.base, parentKey === baseParent(cache.base) ? undefined : parentKey) } : {}),
+      release: releaseAll,
+    };
   } catch (e) {
-    await rootfs.release().catch(() => undefined);
+    await releaseAll();
     throw e;
   }
+}
+
+/** What a cache hit stands for: the stored layer and history, the state computed as the step would. */
+function restoreOutcome(instr: Instruction, state: StageState, hit: StepCacheHit, platform: Platform): StepOutcome {
+  const e = hit.entry;
+  // Config-only steps and WORKDIR's config change are pure: recomputing gives the next state.
+  const meta = touchesFilesystem(instr) && instr.kind !== 'workdir' ? undefined : executeMetadataInstruction(instr, state, platform);
+  const configPatch = decodeConfigPatch(e.configPatch);
+  return {
+    state: meta?.state ?? state,
+    ...(configPatch ? { configPatch } : {}),
+    ...(e.author !== undefined ? { author: e.author } : {}),
+    ...(e.history ? { history: e.history } : {}),
+    ...(hit.layer ? { layer: hit.layer } : {}),
+  };
+}
+
+function entryOf(key: string, out: StepOutcome, created: string, now: (() => Date) | undefined): StepCacheEntry {
+  const configPatch = encodeConfigPatch(out.configPatch);
+  return {
+    version: CACHE_KEY_VERSION,
+    key,
+    ...(out.layer ? { layer: { descriptor: out.layer.descriptor, diffId: out.layer.diffId } } : {}),
+    ...(configPatch ? { configPatch } : {}),
+    ...(out.author !== undefined ? { author: out.author } : {}),
+    ...(out.history ? { history: out.history } : {}),
+    created,
+    writtenAt: (now ?? (() => new Date()))().toISOString(),
+  };
 }
 
 /**

@@ -108,6 +108,7 @@ async function sourceRootFor(from: string, env: StepEnvironment): Promise<string
   for (const [i, r] of env.ports.stageResults) {
     if ((idx !== undefined && i === idx) || (r.name !== undefined && r.name === ref)) {
       if (r.rootfsDir) return r.rootfsDir;
+      if (r.ensureRootfs) return r.ensureRootfs(env.options.signal);
     }
   }
   return env.ports.imageRootfs(from, env.options.signal);

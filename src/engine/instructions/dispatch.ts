@@ -13,6 +13,11 @@ import { executeCopy } from './copy.js';
 import { executeAdd } from './add.js';
 import { executeWorkdir } from './workdir.js';
 
+/** Instructions whose executor works on the stage's rootfs. */
+export function touchesFilesystem(instr: Instruction): boolean {
+  return instr.kind === 'run' || instr.kind === 'copy' || instr.kind === 'add' || instr.kind === 'workdir';
+}
+
 export async function executeInstruction(instr: Instruction, state: StageState, config: ImageConfig, env: StepEnvironment): Promise<StepOutcome> {
   switch (instr.kind) {
     case 'run':
@@ -36,7 +41,7 @@ export async function executeInstruction(instr: Instruction, state: StageState, 
     case 'healthcheck':
     case 'onbuild':
     case 'maintainer':
-      return metadataOutcome(applyMetadataInstruction(state, instr, { platform: env.options.platform }), env);
+      return executeMetadataInstruction(instr, state, env.options.platform);
     case 'from':
       // FROM is consumed by the stage analysis; a stage's instruction list never contains one.
       throw new Error('FROM inside a stage body');
@@ -45,7 +50,9 @@ export async function executeInstruction(instr: Instruction, state: StageState, 
   }
 }
 
-function metadataOutcome(r: ReturnType<typeof applyMetadataInstruction>, _env: StepEnvironment): StepOutcome {
+/** Instructions that change only the config: pure, no rootfs needed (the step cache restores them without one). */
+export function executeMetadataInstruction(instr: Instruction, state: StageState, platform: StepEnvironment['options']['platform']): StepOutcome {
+  const r = applyMetadataInstruction(state, instr, { platform });
   return {
     state: r.state,
     configPatch: r.configPatch,

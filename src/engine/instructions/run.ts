@@ -98,6 +98,7 @@ function stageRootfsFor(ref: string, env: StepEnvironment): Promise<string> {
   for (const [i, r] of env.ports.stageResults) {
     if ((idx !== undefined && i === idx) || r.name === ref.toLowerCase()) {
       if (r.rootfsDir) return Promise.resolve(r.rootfsDir);
+      if (r.ensureRootfs) return r.ensureRootfs(env.options.signal);
     }
   }
   return env.ports.imageRootfs(ref, env.options.signal);

@@ -74,7 +74,9 @@ export type SecretsProvider = (id: string) => Promise<Buffer | undefined>;
 export type BuildEvent =
   | { type: 'stage-start'; stage: number; name?: string; base: string }
   | { type: 'step-start'; stage: number; line: number; text: string }
-  | { type: 'step-done'; stage: number; line: number; layer?: string }
+  | { type: 'step-done'; stage: number; line: number; layer?: string; cached?: boolean }
+  /** The step was restored from the step cache instead of running (between its step-start and step-done). */
+  | { type: 'cache-hit'; stage: number; line: number; key: string; source: 'local' | 'remote' | 'this-run' }
   | { type: 'output'; stage: number; line: number; chunk: Buffer; stream: 'stdout' | 'stderr' }
   | { type: 'stage-done'; stage: number; digest: string }
   /** Parser and analysis warnings (build checks are `stowage lint`'s; these are the parser's own). */
@@ -85,6 +87,13 @@ export interface StageResult {
   image: Image;
   /** The stage's final rootfs, kept until the build ends for COPY --from and RUN --mount from=. */
   rootfsDir?: string;
+  /**
+   * Prepares the final rootfs on first use when the stage never needed one (every step came
+   * from the step cache); kept until the build ends like `rootfsDir`.
+   */
+  ensureRootfs?: (signal: AbortSignal) => Promise<string>;
+  /** The stage's final step cache key, when the build uses the step cache (COPY --from keys name it). */
+  cacheKey?: string;
   /** Stage-env state after the last instruction; a child stage inherits its ARGs (DOCKERFILE.md A7). */
   finalState?: unknown;
   /** Lowercased stage name, for COPY --from=<name>. */
