@@ -50,6 +50,20 @@ async function writeContexts(dir: string, count: number): Promise<void> {
   }
 }
 
+/** The push totals of `stowage build --metadata-file`, as one line; undefined when absent. */
+async function readPushStats(path: string): Promise<string | undefined> {
+  try {
+    const meta = JSON.parse(await readFile(path, 'utf8')) as { push?: Record<string, unknown> };
+    const p = meta.push;
+    if (!p || typeof p !== 'object' || Object.keys(p).length === 0) return undefined;
+    return Object.entries(p)
+      .map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+      .join(', ');
+  } catch {
+    return undefined;
+  }
+}
+
 const settle = () => new Promise((r) => setTimeout(r, 150));
 
 async function measureOnRegistry(reg: BenchRegistry, run: () => Promise<{ wallMs: number; cpuMs: number; maxRssKb: number }>): Promise<Sample> {
@@ -73,6 +87,7 @@ export const sharedBase: Workload = {
       const env = { env: ctx.env, signal: ctx.signal };
       const warm: Record<string, Sample[]> = { stowage: [], buildah: [] };
       const hasBuild = await stowageHasCommand(ctx, 'build');
+      const selfReported: string[] = [];
 
       const stowageRun = async (i: number): Promise<Sample> => {
         if (!hasBuild.ok) throw new Error(hasBuild.reason);
@@ -86,7 +101,12 @@ export const sharedBase: Workload = {
           try {
             const cold = await measureOnRegistry(reg, () => build(join(root, `meta-cold-${i}.json`)));
             warm.stowage!.push(await measureOnRegistry(reg, () => build(join(root, `meta-warm-${i}.json`))));
-            if (i === 0) ctx.log(`  stowage build metadata (cold): ${(await readFile(join(root, `meta-cold-${i}.json`), 'utf8').catch(() => 'none')).slice(0, 300).replace(/\s+/g, ' ')}`);
+            if (i === 0) {
+              for (const phase of ['cold', 'warm']) {
+                const stats = await readPushStats(join(root, `meta-${phase}-${i}.json`));
+                if (stats) selfReported.push(`stowage's own push report, ${phase} run 1: ${stats}`);
+              }
+            }
             return cold;
           } finally {
             await removeTree(cache);
@@ -129,7 +149,7 @@ export const sharedBase: Workload = {
       };
       const notes = [`${count} images over ${repos} repositories; stowage: one 'stowage build' (default --jobs); Buildah: bud --layers + push per image, one after another`];
       return [
-        { id: 'shared-base-cold', title: `${count} images on a shared base, cold`, params, stowage: cold.get('stowage build')!, peer: cold.get('buildah bud+push')!, notes },
+        { id: 'shared-base-cold', title: `${count} images on a shared base, cold`, params, stowage: cold.get('stowage build')!, peer: cold.get('buildah bud+push')!, notes: [...notes, ...selfReported] },
         { id: 'shared-base-warm', title: `${count} images on a shared base, warm (2nd run)`, params, stowage: warmSide('stowage build', 'stowage'), peer: warmSide('buildah bud+push', 'buildah'), notes: [] },
       ];
     } finally {
