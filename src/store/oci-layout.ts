@@ -207,7 +207,11 @@ async function writeToLayout(
     blobs.set(image.manifest.config.digest, bytesBlob(image.manifest.config, image.configBytes));
   }
   const limit = pLimit(options.concurrency ?? 2);
-  await Promise.all([...blobs.values()].map((b) => limit(() => putBlob(dir, b, signal))));
+  // Wait for every write to settle before failing: a sibling still streaming would otherwise leave
+  // its temp file behind after we report the error.
+  const results = await Promise.allSettled([...blobs.values()].map((b) => limit(() => putBlob(dir, b, signal))));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   // Manifests after the blobs they reference, the top-level entry last: each step only makes
   // reachable what is already complete.
   for (const image of images) {
