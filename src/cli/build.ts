@@ -39,6 +39,9 @@ Options:
       --metadata-file F      write per-image results and push totals as JSON to F
       --progress MODE        auto (default) | tty | plain | json
       --cache-dir DIR        local store (default $STOWAGE_CACHE_DIR, $XDG_CACHE_HOME/stowage)
+      --no-cache             run every step (the step cache is neither read nor written)
+      --cache-repo REPO      registry repository shared as step cache (spec cache.repo)
+      --cache-ttl DURATION   ignore cache entries older than this, e.g. 168h, 7d (spec cache.ttl)
       --insecure-registry H  talk plain HTTP to host[:port] (repeatable; localhost is implied)
       --registry-mirror H    pull docker.io images through this mirror (repeatable)
       --push-jobs N          concurrent blob transfers per registry (default 8)
@@ -60,6 +63,8 @@ export interface ImageRecord {
   durationMs?: number;
   error?: string;
   blockedBy?: string;
+  /** Steps restored from the step cache instead of running. */
+  cacheHits?: number;
 }
 
 export interface BuildMetadata {
@@ -141,6 +146,9 @@ export async function runBuild(argv: string[]): Promise<number> {
     'metadata-file': { type: 'string' },
     progress: { type: 'string' },
     'cache-dir': { type: 'string' },
+    'no-cache': { type: 'boolean' },
+    'cache-repo': { type: 'string' },
+    'cache-ttl': { type: 'string' },
     'insecure-registry': { type: 'string', multiple: true },
     'registry-mirror': { type: 'string', multiple: true },
     'push-jobs': { type: 'string' },
@@ -245,6 +253,7 @@ export async function runBuild(argv: string[]): Promise<number> {
       signal: controller.signal,
     });
     const engine = setup;
+    const stepCache = values['no-cache'] ? undefined : await openStepCache(values['cache-repo'] as string | undefined, values['cache-ttl'] as string | undefined, spec.cache, engine, (m) => progress.warn(m));
     const buildLimit = pLimit(jobs);
 
     const publishImage = async (name: string, image: Image, signal: AbortSignal): Promise<void> => {
@@ -280,7 +289,11 @@ export async function runBuild(argv: string[]): Promise<number> {
               signal,
               secrets: secretsFor(specImage, secretFlags, env),
               ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
-              onEvent: (e: BuildEvent) => progress.event(g.name, e),
+              ...(stepCache && !specImage.noCache ? { stepCache } : {}),
+              onEvent: (e: BuildEvent) => {
+                if (e.type === 'cache-hit') records[g.name]!.cacheHits = (records[g.name]!.cacheHits ?? 0) + 1;
+                progress.event(g.name, e);
+              },
             },
           });
         });
@@ -342,6 +355,8 @@ export async function runBuild(argv: string[]): Promise<number> {
       }
     }
 
+    // Cache entries still being pushed to the cache repo: finished before the push totals are read.
+    await stepCache?.flush();
     const ok = Object.values(records).every((r) => r.status === 'succeeded');
     progress.finish(graph.images.map((g) => rowOf(g.name, records[g.name]!)));
     const metadata: BuildMetadata = { version: 1, status: ok ? 'succeeded' : 'failed', images: records, push: engine.pushStats?.() ?? {} };
@@ -372,6 +387,24 @@ export async function runBuild(argv: string[]): Promise<number> {
     };
   }
   void graphImages;
+}
+
+/** The run's step cache: local always, the registry too with --cache-repo or the spec's `cache`. */
+async function openStepCache(
+  repoFlag: string | undefined,
+  ttlFlag: string | undefined,
+  specCache: { repo: string; ttl?: string } | undefined,
+  engine: { createStepCache(o: { repo?: string; ttlMs?: number; warn(message: string): void }): import('../cache/step-cache.js').StepCache },
+  warn: (message: string) => void,
+) {
+  const { parseTtl } = await import('../cache/entry.js');
+  const ttlText = ttlFlag ?? specCache?.ttl;
+  const ttlMs = ttlText === undefined ? undefined : parseTtl(ttlText);
+  if (ttlText !== undefined && ttlMs === undefined) {
+    throw new StowageError('usage/bad-flag', `--cache-ttl must be a duration like 168h or 7d, not ${JSON.stringify(ttlText)}`);
+  }
+  const repo = repoFlag ?? specCache?.repo;
+  return engine.createStepCache({ ...(repo !== undefined ? { repo } : {}), ...(ttlMs !== undefined ? { ttlMs } : {}), warn });
 }
 
 /** One line for the user: StowageErrors carry their own message, file:line and hint. */

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { StowageError } from '../util/errors.js';
+import { reportFatal } from './report.js';
 import { didYouMean } from '../util/levenshtein.js';
 import type { Destination } from '../engine/build-image.js';
 
@@ -35,6 +36,7 @@ export interface ExecutorOptions {
   cache: boolean;
   cacheDir?: string;
   cacheRepo?: string;
+  cacheTtl?: string;
   snapshotter: SnapshotterChoice;
   singleSnapshot: boolean;
   skipUnusedStages: boolean;
@@ -86,9 +88,6 @@ function keyValue(flag: string, raw: string, env: Record<string, string | undefi
   return fromEnv === undefined ? undefined : [raw, fromEnv];
 }
 
-const notYet = (flag: string, what: string) => (_o: ExecutorOptions, _v: string, warn: (m: string) => void) =>
-  warn(`${flag} is accepted but ${what}`);
-
 const FLAGS: FlagSpec[] = [
   { names: ['--dockerfile', '-f'], kind: 'string', help: 'path to the Dockerfile (default: <context>/Dockerfile)', apply: (o, v) => void (o.dockerfile = v) },
   { names: ['--context', '-c'], kind: 'string', help: 'build context: a directory, dir://<dir> or tar://<file.tar[.gz]>', apply: (o, v) => void (o.context = v) },
@@ -126,15 +125,16 @@ const FLAGS: FlagSpec[] = [
     },
   },
   { names: ['--registry-mirror'], kind: 'repeat', help: 'pull mirror for docker.io (repeatable)', apply: (o, v) => void o.registryMirrors.push(v) },
+  { names: ['--cache'], kind: 'bool', help: 'use the step cache: local index, and the registry cache repo (default false, as in Kaniko)', apply: (o, v) => void (o.cache = parseBool('--cache', v)) },
+  { names: ['--cache-dir'], kind: 'string', help: 'stowage cache directory (blobs, unpacked base layers, step cache index)', apply: (o, v) => void (o.cacheDir = v) },
+  { names: ['--cache-repo'], kind: 'string', help: 'registry repository for step cache entries (default with --cache: <destination repo>/cache)', apply: (o, v) => void (o.cacheRepo = v) },
   {
-    names: ['--cache'], kind: 'bool', help: 'accepted; the layer cache is not implemented yet',
-    apply: (o, v, warn) => {
-      o.cache = parseBool('--cache', v);
-      if (o.cache) warn('--cache is accepted but build steps are not cached yet; every step runs');
+    names: ['--cache-ttl'], kind: 'string', help: 'ignore cache entries older than this (e.g. 168h, 7d; default 336h)',
+    apply: (o, v) => {
+      if (!/^([0-9]+(ms|s|m|h|d|w))+$/.test(v)) throw usage(`--cache-ttl must be a duration like 168h or 7d, not ${JSON.stringify(v)}`);
+      o.cacheTtl = v;
     },
   },
-  { names: ['--cache-dir'], kind: 'string', help: 'stowage cache directory (blobs, unpacked base layers)', apply: (o, v) => void (o.cacheDir = v) },
-  { names: ['--cache-repo'], kind: 'string', help: 'accepted; a remote cache repository is not used yet', apply: (o, v, w) => { o.cacheRepo = v; notYet('--cache-repo', 'no remote cache is used yet')(o, v, w); } },
   {
     names: ['--snapshot-mode'], kind: 'string', help: 'full|redo|time (all mean the walk snapshotter)',
     apply: (o, v) => {
@@ -270,7 +270,6 @@ export async function runExecutor(argv: string[]): Promise<number> {
   try {
     return await executeBuild(parsed.options, process.env);
   } catch (e) {
-    const { reportFatal } = await import('./main.js');
     return reportFatal(e);
   }
 }
@@ -345,6 +344,13 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
       signal: controller.signal,
     });
     cleanups.push(() => ports.close());
+    const stepCache = o.cache ? await openExecutorStepCache(o, registryRefs, ports) : undefined;
+    if (stepCache) {
+      cleanups.push(async () => {
+        stepCache.cancel(); // only still running after a failure
+        await stepCache.flush();
+      });
+    }
     const verbose = o.verbosity === 'debug' || o.verbosity === 'trace' || o.verbosity === 'info';
     const image = await buildDockerfile({
       dockerfilePath,
@@ -358,6 +364,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
         cacheDir,
         signal: controller.signal,
         ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+        ...(stepCache ? { stepCache } : {}),
         onEvent: (ev) => {
           if (ev.type === 'warning') {
             const d = ev.diagnostic;
@@ -366,10 +373,13 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
           }
           if (!verbose) return;
           if (ev.type === 'step-start') process.stderr.write(`#${ev.stage} ${ev.line}: ${ev.text}\n`);
+          else if (ev.type === 'cache-hit') process.stderr.write(`#${ev.stage} ${ev.line}: CACHED (${ev.source})\n`);
           else if (ev.type === 'output') process.stderr.write(ev.chunk);
         },
       },
     });
+    // Entries still being pushed to the cache repo finish before the image is published and we exit.
+    await stepCache?.flush();
     const targets: Destination[] = o.destinations.filter((d) => !(o.noPush && registryRefs.includes(d))).map(parseDestination);
     // Kaniko's --tar-path archive carries every registry destination as a tag.
     if (o.tarPath) targets.push({ kind: 'docker-archive', file: o.tarPath, refs: registryRefs, text: `docker-archive:${o.tarPath}` });
@@ -390,6 +400,25 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
     process.off('SIGTERM', onSignal);
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
   }
+}
+
+/**
+ * Kaniko's cache: with --cache, entries go to --cache-repo, else to `<first destination repo>/cache`;
+ * --cache-ttl (default 336h) bounds how old an entry may be.
+ */
+async function openExecutorStepCache(
+  o: ExecutorOptions,
+  registryRefs: readonly string[],
+  ports: { createStepCache(options: { repo?: string; ttlMs?: number; warn(message: string): void }): import('../cache/step-cache.js').StepCache },
+) {
+  const { parseTtl } = await import('../cache/entry.js');
+  const repo = o.cacheRepo ?? (registryRefs[0] !== undefined && !o.noPush ? `${repositoryOf(registryRefs[0])}/cache` : undefined);
+  const ttlMs = parseTtl(o.cacheTtl ?? '336h');
+  return ports.createStepCache({
+    ...(repo !== undefined ? { repo } : {}),
+    ...(ttlMs !== undefined ? { ttlMs } : {}),
+    warn: (m) => process.stderr.write(`stowage: warning: ${m}\n`),
+  });
 }
 
 /** `host/repo:tag` → `host/repo` (a `:` after the last `/` is the tag; a digest is dropped too). */

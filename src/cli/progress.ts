@@ -128,6 +128,9 @@ function plainProgress({ out }: ProgressOptions): ProgressReporter {
         case 'warning':
           out.write(`[${image}] warning: ${e.diagnostic.file ?? ''}${e.diagnostic.range ? `:${e.diagnostic.range.start.line}` : ''} ${e.diagnostic.message}\n`);
           break;
+        case 'cache-hit':
+          out.write(`[${image}] ${e.line}: CACHED\n`);
+          break;
         case 'step-done':
         case 'stage-done':
           break;

@@ -20,7 +20,7 @@ import { openDirContext, type BuildContext } from './context/context.js';
 import { resolveBase, type StageBase } from './base-image.js';
 import { buildStage, type StageOptions } from './stage-runner.js';
 import type { BaseIdentity } from '../cache/keys.js';
-import type { StepCachePort } from '../cache/step-cache.js';
+import type { StepCache, StepCachePort } from '../cache/step-cache.js';
 import type {
   BuildEvent,
   ImageSource,
@@ -362,11 +362,16 @@ export interface EngineSetup {
   push: (image: Image, ref: string, signal: AbortSignal) => Promise<void>;
   /** What the shared pusher did so far, per registry (uploads, mounts, bytes, requests). */
   pushStats(): Record<string, unknown>;
+  /**
+   * The run's step cache: the local index in the cache dir, plus `repo` as a registry cache (entries
+   * pushed through the shared pusher). Call `flush()` before exiting so background pushes finish.
+   */
+  createStepCache(options: { repo?: string; ttlMs?: number; warn(message: string): void }): StepCache;
   close(): Promise<void>;
 }
 
 export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSetup> {
-  const [{ FsBlobStore }, { storeLayer }, { writeLayer }, { UnpackedLayerStore }, snapshot, sandbox, { RegistryClient }, { parseReference }, { pullImage }, { Pusher }] =
+  const [{ FsBlobStore }, { storeLayer }, { writeLayer }, { UnpackedLayerStore }, snapshot, sandbox, { RegistryClient }, { parseReference }, { pullImage }, { Pusher }, { StepCache }, { createRegistryCache }] =
     await Promise.all([
       import('../store/blob-store.js'),
       import('../store/layers.js'),
@@ -378,7 +383,10 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
       import('../registry/reference.js'),
       import('../registry/pull.js'),
       import('../registry/push.js'),
+      import('../cache/step-cache.js'),
+      import('../cache/registry-cache.js'),
     ]);
+  const lookupClients: InstanceType<typeof RegistryClient>[] = [];
   const store = await FsBlobStore.open(o.cacheDir);
   const client = new RegistryClient({
     insecureRegistries: o.registry?.insecureRegistries ?? [],
@@ -422,8 +430,29 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
       await pusher.push({ registry: ref.registry, repository: ref.repository, tags: ref.tag ? [ref.tag] : [], root: image }, signal);
     },
     pushStats: () => pusher.stats(),
+    createStepCache: (co) => {
+      // Lookups give up fast: an unreachable cache must cost one short wait and a warning, not minutes of retries.
+      const lookupClient = co.repo
+        ? new RegistryClient({ insecureRegistries: o.registry?.insecureRegistries ?? [], retry: { maxAttempts: 2, baseDelayMs: 200 } })
+        : undefined;
+      if (lookupClient) lookupClients.push(lookupClient);
+      const remote =
+        co.repo && lookupClient
+          ? createRegistryCache({
+              repo: co.repo,
+              client: lookupClient,
+              store,
+              push: async (image, refText, signal) => {
+                const ref = parseReference(refText);
+                await pusher.push({ registry: ref.registry, repository: ref.repository, tags: ref.tag ? [ref.tag] : [], root: image }, signal);
+              },
+            })
+          : undefined;
+      return new StepCache({ cacheDir: o.cacheDir, store, ...(remote ? { remote } : {}), ...(co.ttlMs !== undefined ? { ttlMs: co.ttlMs } : {}), warn: co.warn });
+    },
     close: async () => {
       await client.close?.();
+      for (const c of lookupClients) await c.close().catch(() => undefined);
     },
   };
 }
