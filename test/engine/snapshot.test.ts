@@ -9,6 +9,7 @@ import { readTar } from '../../src/engine/layer/tar-reader.js';
 import { writeLayer } from '../../src/engine/layer/writer.js';
 import { OverlaySnapshotter, WalkSnapshotter, detectSnapshotter, probeOverlay, type Rootfs, type Snapshotter } from '../../src/engine/snapshot/index.js';
 import { scanTree, toChangeEntry } from '../../src/engine/snapshot/scan.js';
+import { REC_BIRTH, REC_INO, REC_TYPE, recordField, scanIndex } from '../../src/engine/snapshot/stat-index.js';
 import type { Layer } from '../../src/image/blob.js';
 import { UnpackedLayerStore } from '../../src/store/unpacked-layers.js';
 import { DirBlobStore, tempDir } from './layer-helpers.js';
@@ -181,6 +182,17 @@ const STEPS: Step[] = [
     },
     expect: (rs) => assert.deepEqual(names(rs), ['etc/', 'run/']),
   },
+  {
+    name: 'names with spaces, newlines and glob characters',
+    run: (r) => {
+      mkdirSync(join(r, 'opt/[x]* ?'));
+      writeFileSync(join(r, 'opt/[x]* ?/a b\nc'), 'odd');
+    },
+    expect: (rs) => {
+      assert.deepEqual(names(rs), ['opt/', 'opt/[x]* ?/', 'opt/[x]* ?/a b\nc']);
+      assert.equal(rs[2]!.body, 'odd');
+    },
+  },
   { name: 'no change', run: () => {}, expect: (rs) => assert.deepEqual(names(rs), []) },
 ];
 
@@ -220,8 +232,8 @@ describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, over
   });
   after(() => t?.cleanup());
 
-  const runAll = async (s: Snapshotter): Promise<void> => {
-    const rootfs: Rootfs = await s.prepare({ lowers, workDir: join(t.path, `work-${s.kind}`) });
+  const runAll = async (s: Snapshotter, label: string = s.kind): Promise<void> => {
+    const rootfs: Rootfs = await s.prepare({ lowers, workDir: join(t.path, `work-${label}`) });
     try {
       assert.ok(!existsSync(join(rootfs.path, 'gone')), 'lower whiteout applied');
       assert.ok(!existsSync(join(rootfs.path, 'opq/old')), 'lower opaque dir applied');
@@ -235,15 +247,23 @@ describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, over
         step.expect(rs);
         perStep.push(rs);
       }
-      results.set(s.kind, perStep);
+      results.set(label, perStep);
     } finally {
       await rootfs.release();
     }
-    assert.ok(!existsSync(join(t.path, `work-${s.kind}`)), 'release removes the work dir');
+    assert.ok(!existsSync(join(t.path, `work-${label}`)), 'release removes the work dir');
   };
 
   it('walk: each step yields exactly its change', async () => {
     await runAll(new WalkSnapshotter());
+  });
+
+  it('walk without GNU find (the Node index scan) yields the same layers', async () => {
+    await runAll(new WalkSnapshotter({ indexScanner: 'node' }), 'walk-node');
+    const w = results.get('walk');
+    const n = results.get('walk-node');
+    assert.ok(w && n, 'both scanners ran');
+    for (let i = 0; i < STEPS.length; i++) assert.deepEqual(n[i], w[i], `step ${STEPS[i]!.name}`);
   });
 
   it('overlay: each step yields exactly its change', { skip: overlayWhy !== undefined && `overlay unavailable: ${overlayWhy}` }, async () => {
@@ -279,6 +299,34 @@ describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, over
   it('detectSnapshotter honours explicit choices', () => {
     assert.equal(detectSnapshotter('walk').kind, 'walk');
     assert.equal(detectSnapshotter('auto').kind, overlayWhy === undefined ? 'overlay' : 'walk');
+  });
+});
+describe('stat index', () => {
+  it('find and the Node walk index the same paths, and ignored paths are matched literally, not as globs', async () => {
+    const t = tempDir('statidx');
+    try {
+      for (const d of ['a[1]*/x', 'a1b/y', 'b c/d\ne/f', 'keep/z']) {
+        mkdirSync(join(t.path, d, '..'), { recursive: true });
+        writeFileSync(join(t.path, d), d);
+      }
+      symlinkSync('a1b', join(t.path, 'link'));
+      const noDescend = new Set(['a[1]*', 'b c/d\ne']);
+      const viaFind = await scanIndex(t.path, 'find', { noDescend });
+      const viaNode = await scanIndex(t.path, 'node', { noDescend });
+      const expected = ['a1b', 'a1b/y', 'a[1]*', 'b c', 'b c/d\ne', 'keep', 'keep/z', 'link'];
+      assert.deepEqual([...viaFind.keys()].sort(), expected);
+      assert.deepEqual([...viaNode.keys()].sort(), expected);
+      for (const [rel, rec] of viaFind) {
+        const n = viaNode.get(rel)!;
+        assert.equal(recordField(rec, REC_TYPE), recordField(n, REC_TYPE), rel);
+        assert.equal(recordField(rec, REC_INO), recordField(n, REC_INO), rel);
+        assert.equal(recordField(rec, REC_BIRTH), recordField(n, REC_BIRTH), rel);
+      }
+      assert.equal(recordField(viaFind.get('link')!, REC_TYPE), 'l');
+      assert.match(recordField(viaFind.get('keep')!, REC_BIRTH), /^\d+$/, 'directories carry their birth time');
+    } finally {
+      t.cleanup();
+    }
   });
 });
 void utimesSync;

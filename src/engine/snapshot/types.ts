@@ -66,4 +66,9 @@ export const DEFAULT_IGNORE: readonly string[] = ['proc', 'sys', 'dev', 'etc/hos
 export interface SnapshotterOptions {
   /** Where `prepare` makes work dirs when not given one. Default: the OS temp dir. */
   workRoot?: string;
+  /**
+   * How the walk snapshotter builds its stat index: GNU `find` (default where it runs) or a Node
+   * walk. Both give identical change sets; tests pin one to cover each.
+   */
+  indexScanner?: 'find' | 'node';
 }

@@ -12,18 +12,20 @@ import { join } from 'node:path';
 import { StowageError } from '../../util/errors.js';
 import { ancestorsOf, type ChangeEntry, type ChangeSet } from '../layer/changeset.js';
 import { readXattrs } from '../layer/fs-helper.js';
-import { ignoreSet, isMountPointArtifact, isOverlayWhiteout, lstatRec, scanTree, toChangeEntry, underIgnored, type StatRec } from './scan.js';
+import { ignoreSet, isMountPointArtifact, isOverlayWhiteout, lstatRec, scanTree, toChangeEntry, underIgnored } from './scan.js';
+import { REC_BIRTH, REC_INO, findAvailable, recordField, scanIndex, type IndexScanOptions, type IndexScanner, type StatIndex } from './stat-index.js';
 import { DEFAULT_IGNORE, type LowerDir, type PrepareOptions, type Rootfs, type SnapshotOptions, type Snapshotter, type SnapshotterOptions } from './types.js';
 
 class WalkRootfs implements Rootfs {
   readonly kind = 'walk' as const;
-  index: Map<string, StatRec> = new Map();
+  index: StatIndex = new Map();
   released = false;
   constructor(
     readonly owner: WalkSnapshotter,
     readonly path: string,
     readonly workDir: string,
     readonly ignore: ReadonlySet<string>,
+    readonly scanner: IndexScanner,
   ) {}
   snapshot(options?: SnapshotOptions): Promise<ChangeSet> {
     return this.owner.snapshot(this, options);
@@ -31,21 +33,6 @@ class WalkRootfs implements Rootfs {
   release(): Promise<void> {
     return this.owner.release(this);
   }
-}
-
-function sameStat(a: StatRec, b: StatRec): boolean {
-  return (
-    a.type === b.type &&
-    a.mode === b.mode &&
-    a.uid === b.uid &&
-    a.gid === b.gid &&
-    a.size === b.size &&
-    a.mtimeNs === b.mtimeNs &&
-    a.ctimeNs === b.ctimeNs &&
-    a.ino === b.ino &&
-    a.birthNs === b.birthNs &&
-    a.rdev === b.rdev
-  );
 }
 
 /** The host path of `rel` under `root` if no ancestor is a symlink or non-directory (never leave the root). */
@@ -156,21 +143,31 @@ function removeConflicts(lower: string, root: string, rel: string): void {
 export class WalkSnapshotter implements Snapshotter {
   readonly kind = 'walk' as const;
   readonly name = 'walk';
+  private scanner: Promise<IndexScanner> | undefined;
   constructor(private readonly options: SnapshotterOptions = {}) {}
+
+  /** GNU find where it runs, else the Node walk; probed once per snapshotter. */
+  private indexScanner(signal?: AbortSignal): Promise<IndexScanner> {
+    if (this.options.indexScanner !== undefined) return Promise.resolve(this.options.indexScanner);
+    this.scanner ??= findAvailable(signal).then((ok) => (ok ? 'find' : 'node'));
+    return this.scanner;
+  }
 
   async prepare(options: PrepareOptions): Promise<Rootfs> {
     const workDir = makeWorkDir(options.workDir, this.options.workRoot, 'walk');
     const path = `${workDir}/rootfs`;
     mkdirSync(path, { mode: 0o755 });
-    const rootfs = new WalkRootfs(this, path, workDir, ignoreSet(options.ignore ?? DEFAULT_IGNORE));
     try {
+      const rootfs = new WalkRootfs(this, path, workDir, ignoreSet(options.ignore ?? DEFAULT_IGNORE), await this.indexScanner(options.signal));
       await this.fill(path, options);
+      const scanOptions: IndexScanOptions = { noDescend: rootfs.ignore };
+      if (options.signal) scanOptions.signal = options.signal;
+      rootfs.index = await scanIndex(path, rootfs.scanner, scanOptions);
+      return rootfs;
     } catch (e) {
       rmSync(workDir, { recursive: true, force: true });
       throw e;
     }
-    rootfs.index = scanTree(path, { noDescend: rootfs.ignore });
-    return rootfs;
   }
 
   private async fill(path: string, options: PrepareOptions): Promise<void> {
@@ -204,33 +201,38 @@ export class WalkSnapshotter implements Snapshotter {
   async snapshot(rootfs: Rootfs, options: SnapshotOptions = {}): Promise<ChangeSet> {
     const rf = asWalk(rootfs);
     const ignore = ignoreSet([...rf.ignore], options.ignore);
-    const now = scanTree(rf.path, { noDescend: ignore });
+    const scanOptions: IndexScanOptions = { noDescend: ignore };
+    if (options.signal) scanOptions.signal = options.signal;
+    // Ignored paths are never descended, so nothing in `now` lies inside one.
+    const now = await scanIndex(rf.path, rf.scanner, scanOptions);
     const old = rf.index;
     const changed: string[] = [];
     const opaqueDirs: string[] = [];
     const deletions: string[] = [];
-    for (const [rel, r] of now) {
-      const ig = underIgnored(rel, ignore);
-      if (ig === 'inside') continue;
+    for (const [rel, rec] of now) {
       const o = old.get(rel);
-      // An ignored directory's only changes come from its (ignored) contents or from being a mount point.
-      if (ig === 'self' && r.type === 'dir') continue;
-      if (o === undefined) {
-        if (ig === 'self' && isMountPointArtifact(`${rf.path}/${rel}`, r)) continue;
-        changed.push(rel);
-        continue;
+      if (o === rec) continue;
+      const isDir = rec.charCodeAt(0) === 100; /* d */
+      if (ignore.has(rel)) {
+        // An ignored directory's only changes come from its (ignored) contents or from being a mount point.
+        if (isDir) continue;
+        if (o === undefined) {
+          const r = lstatRec(`${rf.path}/${rel}`);
+          if (r === undefined || isMountPointArtifact(`${rf.path}/${rel}`, r)) continue;
+        }
       }
-      if (sameStat(o, r)) continue;
       changed.push(rel);
       // A directory that replaced something else hides all of it (as overlayfs marks it opaque).
-      if (r.type === 'dir' && (o.type !== 'dir' || o.ino !== r.ino || o.birthNs !== r.birthNs)) opaqueDirs.push(rel);
+      if (o !== undefined && isDir && (o.charCodeAt(0) !== 100 || recordField(o, REC_INO) !== recordField(rec, REC_INO) || recordField(o, REC_BIRTH) !== recordField(rec, REC_BIRTH))) {
+        opaqueDirs.push(rel);
+      }
     }
     for (const rel of old.keys()) {
       if (!now.has(rel) && underIgnored(rel, ignore) !== 'inside') deletions.push(rel);
     }
     const paths = new Set(changed);
     for (const p of [...changed, ...deletions]) for (const a of ancestorsOf(p)) paths.add(a);
-    const entries = await entriesFor(rf.path, [...paths], now, options.signal);
+    const entries = await entriesFor(rf.path, [...paths].filter((p) => now.has(p)), options.signal);
     rf.index = now;
     return { entries, deletions, opaqueDirs };
   }
@@ -242,13 +244,18 @@ export class WalkSnapshotter implements Snapshotter {
   }
 }
 
-/** Change-set entries (with xattrs, read in one batch) for the given paths of a scanned tree. */
-export async function entriesFor(root: string, paths: readonly string[], tree: ReadonlyMap<string, StatRec>, signal?: AbortSignal): Promise<ChangeEntry[]> {
-  const present = paths.filter((p) => tree.has(p));
-  const { xattrs } = await readXattrs(present.map((p) => `${root}/${p}`), signal);
+/**
+ * Change-set entries for existing paths under `root`: full stat (exact ns times, rdev) only for
+ * these, xattrs read in one batch.
+ */
+export async function entriesFor(root: string, paths: readonly string[], signal?: AbortSignal): Promise<ChangeEntry[]> {
+  const { xattrs } = await readXattrs(paths.map((p) => `${root}/${p}`), signal);
   const out: ChangeEntry[] = [];
-  for (const p of present) {
-    const e = toChangeEntry(p, `${root}/${p}`, tree.get(p)!, xattrs.get(`${root}/${p}`));
+  for (const p of paths) {
+    const host = `${root}/${p}`;
+    const r = lstatRec(host);
+    if (r === undefined) continue;
+    const e = toChangeEntry(p, host, r, xattrs.get(host));
     if (e) out.push(e);
   }
   return out;
