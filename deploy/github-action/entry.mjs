@@ -47,16 +47,11 @@ export function readInputs(env) {
   };
 }
 
-/** Pure: what the action tells the user about inputs stowage cannot honour yet. */
-export function inputWarnings(inputs) {
-  // `stowage build` has no remote layer cache yet; say so rather than silently build uncached.
-  return inputs.cacheRepo ? [`cache-repo ${inputs.cacheRepo} is accepted but not used yet: stowage build has no remote layer cache; every step runs`] : [];
-}
-
 /** Pure: `stowage build` argv for the inputs. */
 export function buildArgs(inputs, metadataFile) {
   const args = ['build', '-f', inputs.file, '--metadata-file', metadataFile];
   if (!inputs.push) args.push('--no-push');
+  if (inputs.cacheRepo) args.push('--cache-repo', inputs.cacheRepo);
   args.push(...inputs.images);
   return args;
 }
@@ -123,7 +118,6 @@ function runStowage(file, args, env) {
 export async function main(env = process.env) {
   const inputs = readInputs(env);
   if (!existsSync(inputs.file)) throw new ActionError(`the spec file ${inputs.file} does not exist (input 'file', relative to ${process.cwd()}); check out the repository first (actions/checkout)`);
-  for (const w of inputWarnings(inputs)) process.stdout.write(`::warning title=stowage::${w}\n`);
   const work = mkdtempSync(join(env.RUNNER_TEMP || tmpdir(), 'stowage-action-'));
   chmodSync(work, 0o700);
   try {

@@ -112,14 +112,13 @@ async function runAction(name: string, inputs: Record<string, string>, extraEnv:
   };
 }
 
-test('passes file, selection and push to stowage build (cache-repo: a warning until build has a remote cache); sets metadata and digests outputs', async () => {
+test('passes file, selection, push and cache-repo to stowage build; sets metadata and digests outputs', async () => {
   const r = await runAction('outputs', { file: 'stowage.yaml', images: 'app, worker\nbase', push: 'false', 'cache-repo': 'r.example/cache' });
   assert.equal(r.code, 0, r.stderr);
   const argv = r.record!.argv;
   assert.deepEqual(argv.slice(0, 3), ['build', '-f', 'stowage.yaml']);
   assert.equal(argv[3], '--metadata-file');
-  assert.deepEqual(argv.slice(5), ['--no-push', 'app', 'worker', 'base']);
-  assert.match(r.stdout, /^::warning title=stowage::cache-repo r\.example\/cache is accepted but not used yet/m, 'an input stowage cannot honour yet is a visible warning');
+  assert.deepEqual(argv.slice(5), ['--no-push', '--cache-repo', 'r.example/cache', 'app', 'worker', 'base']);
   assert.equal(r.outputs['earlier'], 'kept', 'outputs are appended, never overwrite earlier steps\' outputs');
   assert.deepEqual(JSON.parse(r.outputs['digests']!), { app: `sha256:${'a'.repeat(64)}`, worker: `sha256:${'b'.repeat(64)}` });
   assert.deepEqual(Object.keys(JSON.parse(r.outputs['metadata']!).images), ['app', 'worker']);
@@ -244,6 +243,7 @@ test('with the real stowage build: pushes a two-image spec to a registry with Ba
         INPUT_FILE: 'images.yaml',
         INPUT_IMAGES: 'app conf',
         INPUT_PUSH: 'true',
+        INPUT_CACHE_REPO: `${registry.host}/action/cache`,
         INPUT_REGISTRY: registry.host,
         INPUT_USERNAME: registry.username,
         INPUT_PASSWORD: registry.password,
@@ -260,6 +260,8 @@ test('with the real stowage build: pushes a two-image spec to a registry with Ba
       assert.equal(inspect.stdout.trim(), digests[name], `${name}: the output digest is what the registry serves`);
     }
     assert.equal(JSON.parse(outputs['metadata']!).status, 'succeeded');
+    const cacheTags = await mustRun('skopeo', ['list-tags', '--tls-verify=false', '--creds', `${registry.username}:${registry.password}`, `docker://${registry.host}/action/cache`]);
+    assert.ok((JSON.parse(cacheTags.stdout) as { Tags: string[] }).Tags.length > 0, 'cache-repo received step cache entries, with the action\'s credentials');
     assert.deepEqual(readdirSync(runnerTemp), [], 'credentials and metadata temp files are gone');
   } finally {
     await registry.stop();
