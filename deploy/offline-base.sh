@@ -19,10 +19,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$1
 shift
 stowage=${STOWAGE:-$repo/bin/stowage}
-node_bin=$(readlink -f "${NODE:-$(command -v node)}")
 busybox=${BUSYBOX:-/bin/busybox}
 
 fail() { echo "offline-base: $*" >&2; exit 1; }
+node_bin=$(readlink -f "${NODE:-$(command -v node || echo /nonexistent/node)}" || echo "${NODE:-node}")
 [ -x "$node_bin" ] || fail "no node binary found; set NODE=/path/to/node"
 [ -x "$busybox" ] || fail "$busybox is missing; install the Debian package busybox-static"
 "$busybox" --list >/dev/null 2>&1 || fail "$busybox is not a runnable busybox"
@@ -60,7 +60,8 @@ copy_with_libs() {
 copy_with_libs "$node_bin" /usr/local/bin/node
 for t in $tools; do
   name=${t%%:*}
-  copy_with_libs "$(tool "$name" "${t#*:}")" "/usr/bin/$name"
+  bin=$(tool "$name" "${t#*:}") # a plain assignment, so set -e stops here when the tool is missing
+  copy_with_libs "$bin" "/usr/bin/$name"
 done
 cp "$busybox" "$root/bin/busybox"
 chmod 0755 "$root/bin/busybox"
