@@ -43,7 +43,9 @@ before(async () => {
   // Fails (never skips) without docker.io: startDockerd's error names the package.
   [dockerd, registry, authRegistry] = await Promise.all([startDockerd(), startRegistry(), startRegistry({ auth: 'htpasswd' })]);
   image = await buildExecutorImage(join(work, 'image'), registry.host);
-  await mustRun('/usr/bin/docker', ['-H', dockerd.host, 'load', '-i', image.archive], { env: { PATH: process.env.PATH ?? '', DOCKER_CONFIG: join(work, 'docker-client') } });
+  const loaded = await dockerd.docker(['load', '-i', image.archive]);
+  assert.equal(loaded.code, 0, `docker load of stowage's docker-archive failed: ${loaded.stderr}`);
+  assert.match(loaded.stdout, new RegExp(`Loaded image: ${image.name}`));
   // The RUN steps need a shell: the busybox image, pushed with stowage's own copy command.
   const bb = await busyboxLayout();
   await mustRun(image.stowage, ['copy', '--quiet', bb.ref, `${registry.host}/base/busybox:1`], { env: image.env });

@@ -147,6 +147,12 @@ export async function startDockerd(options: StartDockerdOptions = {}): Promise<T
     else child.once('exit', () => resolve());
   });
   child.on('error', () => undefined); // reported through the readiness loop below
+  // A test process that dies without its after() hook must not leave a daemon behind; SIGTERM
+  // (not KILL) so dockerd also stops the containerd it started.
+  const onExit = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  };
+  process.once('exit', onExit);
   const log = (): string => {
     try {
       return readFileSync(logPath, 'utf8');
@@ -156,6 +162,7 @@ export async function startDockerd(options: StartDockerdOptions = {}): Promise<T
   };
 
   const stop = async (): Promise<void> => {
+    process.off('exit', onExit);
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
