@@ -1,5 +1,6 @@
 /**
- * `npm run compare -- <Dockerfile|case-dir> [<context>] [--build-arg K=V]... [--target T]`
+ * `npm run compare -- <Dockerfile> [<context>] [--build-arg K=V]... [--target T]`
+ * `npm run compare -- <case-dir>...`   (a dir with Dockerfile, optional Dockerfile.buildah, build-args, context/)
  * `npm run compare -- --cases <dir>`   (every subdirectory of <dir> that holds a Dockerfile)
  *
  * Builds each Dockerfile with stowage and with Buildah 1.28 and prints, per Dockerfile, `identical`
@@ -101,11 +102,12 @@ async function parseArgs(argv: string[]): Promise<CliArgs> {
     else positional.push(a);
   }
   if (casesDir !== undefined) return { cases: await Promise.all(listCaseDirs(casesDir).map((d) => caseFromDirectory(d))) };
-  if (positional.length === 0 || positional.length > 2) throw new Error('usage: npm run compare -- <Dockerfile|case-dir> [<context>] [--build-arg K=V] [--target T] | --cases <dir>');
+  if (positional.length === 0) throw new Error('usage: npm run compare -- <Dockerfile> [<context>] | <case-dir>... [--build-arg K=V] [--target T] | --cases <dir>');
   const first = resolvePath(positional[0]!);
-  if (statSync(first).isDirectory() && positional.length === 1) {
-    const c = await caseFromDirectory(first);
-    return { cases: [{ ...c, buildArgs: { ...c.buildArgs, ...buildArgs }, ...(target !== undefined ? { target } : {}) }] };
+  if (positional.every((p) => existsSync(join(p, 'Dockerfile')))) {
+    // One or more case directories.
+    const cases = await Promise.all(positional.map((p) => caseFromDirectory(p)));
+    return { cases: cases.map((c) => ({ ...c, buildArgs: { ...c.buildArgs, ...buildArgs }, ...(target !== undefined ? { target } : {}) })) };
   }
   const contextDir = resolvePath(positional[1] ?? dirname(first));
   const buildahAlt = `${first}.buildah`;

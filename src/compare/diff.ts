@@ -31,6 +31,8 @@ export type Difference =
   | { kind: 'only-in-stowage'; path: string; stowage: FsEntry }
   | { kind: 'only-in-buildah'; path: string; buildah: FsEntry }
   | { kind: 'entry'; path: string; field: keyof FsEntry; stowage: unknown; buildah: unknown }
+  /** A regular file whose bytes differ (size and digest in one line, with the text when it is short). */
+  | { kind: 'content'; path: string; stowage: FsEntry; buildah: FsEntry }
   | { kind: 'config'; field: ComparedConfigField; key?: string; stowage: unknown; buildah: unknown };
 
 export interface ClassifiedDifference {
@@ -74,8 +76,15 @@ function envMap(env: unknown): Map<string, string> {
   return m;
 }
 
+/** JSON with object keys sorted, so `{a,b}` equals `{b,a}` (builders order Healthcheck keys differently). */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x,
+  );
+}
+
 function same(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return canonicalJson(a) === canonicalJson(b);
 }
 
 /** Config differences; keyed fields (Env, Labels, ExposedPorts, Volumes) are compared per key. */
@@ -110,7 +119,7 @@ export function diffConfigs(stowage: NormalizedConfig, buildah: NormalizedConfig
   return out;
 }
 
-const ENTRY_FIELDS: readonly (keyof FsEntry)[] = ['type', 'mode', 'uid', 'gid', 'size', 'sha256', 'linkTarget', 'device', 'xattrs'];
+const ENTRY_FIELDS: readonly (keyof FsEntry)[] = ['mode', 'uid', 'gid', 'linkTarget', 'device', 'xattrs'];
 
 /** Filesystem differences between two sorted entry lists. */
 export function diffFilesystems(stowage: readonly FsEntry[], buildah: readonly FsEntry[]): Difference[] {
@@ -133,6 +142,7 @@ export function diffFilesystems(stowage: readonly FsEntry[], buildah: readonly F
       out.push({ kind: 'entry', path, field: 'type', stowage: s!.type, buildah: b!.type });
       continue;
     }
+    if (s!.size !== b!.size || s!.sha256 !== b!.sha256) out.push({ kind: 'content', path, stowage: s!, buildah: b! });
     for (const field of ENTRY_FIELDS) {
       if (!same(s![field], b![field])) out.push({ kind: 'entry', path, field, stowage: s![field], buildah: b![field] });
     }
@@ -145,6 +155,9 @@ export interface CaseContext {
   /** The case name (fixture directory name), for entries that apply to one case only. */
   caseName: string;
   dockerfile: string;
+  /** Both normalised configs, for matchers that judge a key against the whole field. */
+  stowageConfig: NormalizedConfig;
+  buildahConfig: NormalizedConfig;
 }
 
 export function classify(differences: readonly Difference[], ctx: CaseContext, known: readonly KnownDifference[] = KNOWN_DIFFERENCES): ClassifiedDifference[] {
@@ -172,6 +185,10 @@ export function describeDifference(d: Difference): string {
     case 'entry': {
       const fmt = (v: unknown) => (d.field === 'mode' && typeof v === 'number' ? `0${v.toString(8)}` : d.field === 'uid' || d.field === 'gid' || d.field === 'size' ? String(v) : show(v));
       return `${d.path}: ${d.field} stowage=${fmt(d.stowage)} buildah=${fmt(d.buildah)}`;
+    }
+    case 'content': {
+      const p = (e: FsEntry) => (e.preview !== undefined ? JSON.stringify(e.preview) : `${e.size}B sha256:${e.sha256?.slice(0, 12)}`);
+      return `${d.path}: content stowage=${p(d.stowage)} buildah=${p(d.buildah)}`;
     }
     case 'config':
       return `config ${d.field}${d.key !== undefined ? `[${d.key}]` : ''}: stowage=${JSON.stringify(d.stowage) ?? '(unset)'} buildah=${JSON.stringify(d.buildah) ?? '(unset)'}`;

@@ -28,11 +28,22 @@ export interface FsEntry {
   size: number;
   /** sha256 of a regular file's content. */
   sha256?: string;
+  /** The content of a small text file, shown in reports (never compared). */
+  preview?: string;
   linkTarget?: string;
   /** Device numbers as `major:minor` for char/block devices. */
   device?: string;
   /** xattr name → value (base64), from PAX `SCHILY.xattr.*`. */
   xattrs: Record<string, string>;
+}
+
+const PREVIEW_BYTES = 200;
+
+function previewOf(head: Buffer[], size: number): { preview?: string } {
+  if (size === 0 || size > PREVIEW_BYTES) return {};
+  const text = Buffer.concat(head).toString('utf8');
+  // Only printable text: a binary preview would garble the report.
+  return /^[\t\n\r\x20-\x7e]*$/.test(text) ? { preview: text } : {};
 }
 
 const WHITEOUT_PREFIX = '.wh.';
@@ -162,8 +173,10 @@ export async function applyLayer(tree: FlatTree, stream: Readable, signal: Abort
     const name = baseOf(path);
     const hash = createHash('sha256');
     let size = 0;
+    const head: Buffer[] = [];
     for await (const chunk of item as AsyncIterable<Buffer>) {
       hash.update(chunk);
+      if (size < PREVIEW_BYTES) head.push(chunk);
       size += chunk.length;
     }
     if (name === OPAQUE_MARKER) {
@@ -192,7 +205,7 @@ export async function applyLayer(tree: FlatTree, stream: Readable, signal: Abort
         break;
       }
       case 'file':
-        tree.put({ ...base, type, size, sha256: hash.digest('hex') });
+        tree.put({ ...base, type, size, sha256: hash.digest('hex'), ...previewOf(head, size) });
         break;
       case 'symlink':
         tree.put({ ...base, type, size: 0, linkTarget: header.linkname ?? '' });

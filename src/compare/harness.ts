@@ -10,7 +10,7 @@
  * not leave the feature unchecked.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +31,7 @@ export interface CompareEnvironment {
   stowageCacheDir: string;
   /** Registries reached over plain HTTP (the local one holding the base image). */
   insecureRegistries: readonly string[];
-  /** How to start stowage's CLI; default: the sources through tsx (no build step needed). */
+  /** How to start stowage's CLI; default: `defaultStowageCommand()`. */
   stowageCommand?: readonly string[];
   /** Build args given to both builders (e.g. `BUSYBOX=127.0.0.1:5000/busybox:1`). */
   buildArgs?: Readonly<Record<string, string>>;
@@ -57,9 +57,29 @@ export interface CompareResult {
   report: string;
 }
 
-/** The default stowage launcher: `node --import tsx -e 'import(main.ts).main(argv)'`. */
-export function stowageFromSources(): string[] {
-  const mainTs = fileURLToPath(new URL('../cli/main.' + (import.meta.url.endsWith('.ts') ? 'ts' : 'js'), import.meta.url));
+/** Newest mtime of the files under `dir` (recursive), in ms. */
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * How to start stowage's CLI: the compiled `bin/stowage` when dist/ is newer than every source
+ * file (starting it costs a fraction of compiling through tsx, once per case), else the sources
+ * through tsx, so the harness never compares a stale build.
+ */
+export function defaultStowageCommand(): string[] {
+  const srcDir = fileURLToPath(new URL('..', import.meta.url));
+  const repo = join(srcDir, '..');
+  const distMain = join(repo, 'dist', 'cli', 'main.js');
+  if (existsSync(distMain) && existsSync(join(repo, 'bin', 'stowage')) && statSync(distMain).mtimeMs >= newestMtime(join(repo, 'src'))) {
+    return [process.execPath, join(repo, 'bin', 'stowage')];
+  }
+  const mainTs = join(srcDir, 'cli', 'main.ts');
   return [process.execPath, '--import', 'tsx', '--input-type=module', '-e', `import(${JSON.stringify(mainTs)}).then((m) => m.main(process.argv.slice(1)))`, '--'];
 }
 
@@ -101,7 +121,7 @@ function buildahGlobal(env: CompareEnvironment): string[] {
 /** Builds with stowage into `oci:<dir>:stowage`. */
 async function buildWithStowage(c: CompareCase, env: CompareEnvironment, layoutDir: string): Promise<void> {
   const argv = [
-    ...(env.stowageCommand ?? stowageFromSources()),
+    ...(env.stowageCommand ?? defaultStowageCommand()),
     'executor',
     '--dockerfile', c.dockerfile,
     '--context', c.contextDir,
@@ -124,7 +144,8 @@ async function buildWithBuildah(c: CompareCase, env: CompareEnvironment, layoutD
       ...buildahGlobal(env),
       'bud',
       '--isolation', 'chroot',
-      '--layers',
+      // No --layers: committing an image per step costs a full vfs copy each, and only the final
+      // filesystem is compared.
       '--format', 'docker',
       '--tls-verify=false',
       '--file', c.buildahDockerfile ?? c.dockerfile,
@@ -154,19 +175,21 @@ export async function compareCase(c: CompareCase, env: CompareEnvironment): Prom
     const stowageLayout = join(caseDir, 'stowage');
     const buildahLayout = join(caseDir, 'buildah');
     // Sequential on purpose: both are CPU-bound and the machine is small.
+    const t0 = performance.now();
     await buildWithStowage(c, env, stowageLayout);
+    const t1 = performance.now();
     const buildahConfig = await buildWithBuildah(c, env, buildahLayout);
+    const t2 = performance.now();
     const platform = hostPlatform();
     const stowageImage = await readImageFromLayout(stowageLayout, { tag: 'stowage', platform, signal: env.signal });
     const buildahImage = await readImageFromLayout(buildahLayout, { tag: 'buildah', platform, signal: env.signal });
     const [sfs, bfs] = [await flattenImage(stowageImage, env.signal), await flattenImage(buildahImage, env.signal)];
-    const differences = [
-      ...diffFilesystems(sfs, bfs),
-      ...diffConfigs(normalizeConfig(stowageImage.config.config), normalizeConfig(buildahConfig)),
-    ];
+    const stowageConfig = normalizeConfig(stowageImage.config.config);
+    const normalizedBuildah = normalizeConfig(buildahConfig);
+    const differences = [...diffFilesystems(sfs, bfs), ...diffConfigs(stowageConfig, normalizedBuildah)];
     const dockerfileText = await readFile(c.dockerfile, 'utf8');
-    const classified = classify(differences, { caseName: c.name, dockerfile: dockerfileText });
-    const notes: string[] = [];
+    const classified = classify(differences, { caseName: c.name, dockerfile: dockerfileText, stowageConfig, buildahConfig: normalizedBuildah });
+    const notes: string[] = [`build time: stowage ${((t1 - t0) / 1000).toFixed(1)}s, buildah ${((t2 - t1) / 1000).toFixed(1)}s (bud+push+inspect)`];
     if (c.buildahDockerfile !== undefined) notes.push(`buildah built ${c.buildahDockerfile} (the same result without features Buildah 1.28 lacks)`);
     const unexpected = classified.filter((d) => d.known === undefined).length;
     return { name: c.name, differences: classified, unexpected, notes, report: renderReport(c.name, classified, notes) };

@@ -2,7 +2,8 @@
  * Differences between stowage and Buildah 1.28 that are expected, each with the reason: Buildah
  * bugs, features Buildah 1.28 predates (it is from 2022; see DOCKERFILE.md A26), and choices stowage
  * documents. A difference matching none of these is UNEXPECTED and fails `npm run compare`.
- * Matchers are narrow on purpose (a path, a field, a case) so a new real bug is not swallowed.
+ * Matchers are narrow on purpose (a path, a field, the instruction that caused it) so a new real
+ * bug is not swallowed.
  */
 import type { CaseContext, Difference } from './diff.js';
 
@@ -15,16 +16,117 @@ export interface KnownDifference {
 /** Mount points Buildah's chroot isolation creates for RUN and leaves behind, empty, in the layer. */
 const BUILDAH_RUN_STUBS = new Set(['/dev', '/proc', '/sys', '/run', '/etc/hosts', '/etc/hostname', '/etc/resolv.conf']);
 
+/** Instructions of a Dockerfile as [keyword, rest] (continuations joined; good enough for matching). */
+export function instructions(dockerfile: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const line of dockerfile.replace(/\\\r?\n/g, ' ').split('\n')) {
+    const m = /^\s*([A-Za-z]+)\s+(.*)$/.exec(line);
+    if (m && !line.trimStart().startsWith('#')) out.push([m[1]!.toUpperCase(), m[2]!.trim()]);
+  }
+  return out;
+}
+
+/** Absolute WORKDIRs of the file with every ancestor, as stowage resolves them (no ENV expansion: literal paths only). */
+function workdirPaths(dockerfile: string): Set<string> {
+  const out = new Set<string>();
+  let cwd = '/';
+  for (const [kw, rest] of instructions(dockerfile)) {
+    if (kw === 'FROM') cwd = '/';
+    if (kw !== 'WORKDIR') continue;
+    cwd = rest.startsWith('/') ? rest : `${cwd.replace(/\/$/, '')}/${rest}`;
+    const parts = cwd.split('/').filter((p) => p !== '');
+    for (let i = 1; i <= parts.length; i++) out.add('/' + parts.slice(0, i).join('/'));
+  }
+  return out;
+}
+
+/** `COPY/ADD --chmod=NNN … <dest>` → [mode, dest] for octal modes. */
+function chmodCopies(dockerfile: string): [number, string][] {
+  const out: [number, string][] = [];
+  for (const [kw, rest] of instructions(dockerfile)) {
+    if (kw !== 'COPY' && kw !== 'ADD') continue;
+    const m = /--chmod=([0-7]{3,4})\b/.exec(rest);
+    const words = rest.split(/\s+/);
+    if (m) out.push([parseInt(m[1]!, 8), words[words.length - 1]!]);
+  }
+  return out;
+}
+
+/** Buildah keeps EXPOSE words verbatim; Docker expands `a-b` ranges and lowercases the protocol. */
+function dockerExposeKeys(key: string): string[] {
+  const [ports, proto = 'tcp'] = key.split('/');
+  const range = /^(\d+)-(\d+)$/.exec(ports!);
+  const numbers = range ? Array.from({ length: Number(range[2]) - Number(range[1]) + 1 }, (_, i) => Number(range[1]) + i) : [ports];
+  return numbers.map((n) => `${n}/${proto.toLowerCase()}`);
+}
+
+/** `uid=1000(app) gid=50(staff) groups=50(staff),1000(app)` → ids (busybox `id` output). */
+function parseIdOutput(text: string | undefined): { uid: string; gid: string; groups: Set<string> } | undefined {
+  const m = /^uid=(\d+)\S* gid=(\d+)\S*(?: groups=(\S+))?\n?$/.exec(text ?? '');
+  if (!m) return undefined;
+  return { uid: m[1]!, gid: m[2]!, groups: new Set((m[3] ?? '').split(',').filter((g) => g !== '').map((g) => g.replace(/\(.*$/, ''))) };
+}
+
 export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
   {
-    reason: 'buildah 1.28 bug: RUN leaves its mount points (/dev /proc /sys /run /etc/hosts …) as empty stubs in the layer; BuildKit and stowage remove them (A21, A24)',
+    reason: 'buildah 1.28 bug: RUN mount points (/dev /proc /sys /run /etc/hosts …) stay in the layer as empty stubs; BuildKit and stowage remove them (A21)',
     matches: (d) =>
-      d.kind === 'only-in-buildah' &&
-      BUILDAH_RUN_STUBS.has(d.path) &&
-      ((d.buildah.type === 'dir') || (d.buildah.type === 'file' && d.buildah.size === 0)),
+      d.kind === 'only-in-buildah' && BUILDAH_RUN_STUBS.has(d.path) && (d.buildah.type === 'dir' || (d.buildah.type === 'file' && d.buildah.size === 0)),
   },
   {
-    reason: 'buildah stamps its own version label (io.buildah.version) into every image',
+    reason: 'buildah stamps its own version label (io.buildah.version)',
     matches: (d) => d.kind === 'config' && d.field === 'Labels' && d.key === 'io.buildah.version' && d.stowage === undefined,
   },
+  {
+    reason: 'stowage follows BuildKit: COPY --chmod also applies to the destination dirs it creates (A10, A26); buildah makes them 0755',
+    matches: (d, ctx) =>
+      d.kind === 'entry' &&
+      d.field === 'mode' &&
+      d.buildah === 0o755 &&
+      chmodCopies(ctx.dockerfile).some(([mode, dest]) => mode === d.stowage && (dest.startsWith(d.path + '/') || dest === d.path)),
+  },
+  {
+    reason: 'buildah 1.28 gap: a shell-form CMD/ENTRYPOINT ignores SHELL (always /bin/sh -c); Docker wraps it with the SHELL in effect (A15)',
+    matches: (d, ctx) =>
+      d.kind === 'config' &&
+      (d.field === 'Cmd' || d.field === 'Entrypoint') &&
+      Array.isArray(d.buildah) &&
+      Array.isArray(d.stowage) &&
+      d.buildah[0] === '/bin/sh' &&
+      d.buildah[1] === '-c' &&
+      d.buildah.length === 3 &&
+      d.stowage[d.stowage.length - 1] === d.buildah[2] &&
+      canonical(ctx.stowageConfig.Shell) === canonical(d.stowage.slice(0, -1)),
+  },
+  {
+    reason: 'buildah 1.28 gap: EXPOSE keeps port ranges and protocol casing verbatim; Docker expands ranges and lowercases (A18)',
+    matches: (d, ctx) => {
+      if (d.kind !== 'config' || d.field !== 'ExposedPorts' || d.key === undefined) return false;
+      const buildahKeys = Object.keys((ctx.buildahConfig.ExposedPorts ?? {}) as object);
+      const stowageKeys = new Set(Object.keys((ctx.stowageConfig.ExposedPorts ?? {}) as object));
+      const expanded = new Set(buildahKeys.flatMap(dockerExposeKeys));
+      // Only-in-buildah: a raw key whose Docker form stowage has; only-in-stowage: the Docker form of a raw buildah key.
+      if (d.stowage === undefined) return dockerExposeKeys(d.key).every((k) => stowageKeys.has(k)) && dockerExposeKeys(d.key).join() !== d.key;
+      return d.buildah === undefined && expanded.has(d.key);
+    },
+  },
+  {
+    reason: 'buildah 1.28 gap: WORKDIR is created only when a later step needs it; BuildKit and stowage always create it (A12)',
+    matches: (d, ctx) => d.kind === 'only-in-stowage' && d.stowage.type === 'dir' && workdirPaths(ctx.dockerfile).has(d.path),
+  },
+  {
+    reason: 'buildah 1.28 adds the primary gid to a RUN process\'s supplementary groups; BuildKit (runc) sets only the /etc/group memberships, none for user:group (A13)',
+    matches: (d) => {
+      if (d.kind !== 'content') return false;
+      const s = parseIdOutput(d.stowage.preview);
+      const b = parseIdOutput(d.buildah.preview);
+      if (!s || !b || s.uid !== b.uid || s.gid !== b.gid) return false;
+      const expected = new Set([...s.groups, s.gid]);
+      return expected.size === b.groups.size && [...expected].every((g) => b.groups.has(g));
+    },
+  },
 ];
+
+function canonical(v: unknown): string {
+  return JSON.stringify(v);
+}
