@@ -63,8 +63,8 @@ export async function loadProject(options: LoadProjectOptions): Promise<Project>
       }
       if (bytes.length > MAX_DOCKERFILE_BYTES || bytes.subarray(0, 8192).includes(0)) {
         diagnostics.push({
+          // No range: a code frame of binary bytes helps nobody.
           file: shown,
-          range: { start: { line: 1, column: 1 }, end: { line: 1, column: 1 } },
           severity: 'error',
           code: 'dockerfile/not-text',
           message: bytes.length > MAX_DOCKERFILE_BYTES ? `the Dockerfile is larger than ${MAX_DOCKERFILE_BYTES} bytes` : 'the Dockerfile is not a text file (it contains NUL bytes)',

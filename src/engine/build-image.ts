@@ -13,7 +13,8 @@ import { patchConfig } from '../image/mutate.js';
 import type { Platform } from '../image/types.js';
 import { parseDockerfile } from '../dockerfile/parse.js';
 import { analyzeDockerfile } from '../dockerfile/analyze.js';
-import type { Diagnostic } from '../util/errors.js';
+import type { Diagnostic, SourceRange } from '../util/errors.js';
+import { isAbortError } from '../util/errors.js';
 import { StowageError } from '../util/errors.js';
 import type { BlobStore } from '../store/types.js';
 import { openDirContext, type BuildContext } from './context/context.js';
@@ -71,6 +72,16 @@ export interface BuildDockerfileRequest {
   platform: Platform;
   ports: EnginePorts;
   options: BuildOptions;
+}
+
+/** A failure while executing an instruction, pointed at that instruction's file:line. */
+function atInstruction(e: unknown, file: string, range: SourceRange, what: string): unknown {
+  if (isAbortError(e)) return e;
+  if (e instanceof StowageError) {
+    if (e.file) return e;
+    return new StowageError(e.code, `${what}: ${e.message}`, { file, range, cause: e, ...(e.hint ? { hint: e.hint } : {}) });
+  }
+  return new StowageError('build/failed', `${what}: ${e instanceof Error ? e.message : String(e)}`, { file, range, cause: e });
 }
 
 /** Diagnostics that are errors become one StowageError pointing at the first, listing all. */
@@ -158,7 +169,9 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
       inner.signal.throwIfAborted();
       const stage = dockerfile.stages[a.index]!;
       const platform = a.platform ?? req.platform;
-      const base = await resolveBase({ base: a.base as StageBase, platform, stageResults, images: ports.images, signal: inner.signal });
+      const base = await resolveBase({ base: a.base as StageBase, platform, stageResults, images: ports.images, signal: inner.signal }).catch((e: unknown) => {
+        throw atInstruction(e, shownPath, stage.from.range, `FROM ${stage.from.image}`);
+      });
       const baseIdentity = options.stepCache ? cacheBaseOf(a.base as StageBase, base.image, stageResults) : undefined;
       const result = await buildStage({
         stage,
