@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
@@ -252,6 +252,10 @@ describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, over
       await rootfs.release();
     }
     assert.ok(!existsSync(join(t.path, `work-${label}`)), 'release removes the work dir');
+    // The deletion itself runs detached (it must not delay a build's exit); it still finishes.
+    const trash = (): string[] => readdirSync(t.path).filter((n) => n.startsWith(`.stowage-trash-work-${label}-`));
+    for (let i = 0; i < 200 && trash().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(trash(), [], 'the detached removal finished');
   };
 
   it('walk: each step yields exactly its change', async () => {

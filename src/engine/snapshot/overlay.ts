@@ -14,7 +14,7 @@ import type { ChangeSet } from '../layer/changeset.js';
 import { readXattrs } from '../layer/fs-helper.js';
 import { ignoreSet, isMountPointArtifact, isOverlayWhiteout, lstatRec, scanTree, toChangeEntry, underIgnored } from './scan.js';
 import { DEFAULT_IGNORE, type LowerDir, type PrepareOptions, type Rootfs, type SnapshotOptions, type Snapshotter, type SnapshotterOptions } from './types.js';
-import { makeWorkDir, readLowerMeta, removeTree } from './walk.js';
+import { discardTree, makeWorkDir, readLowerMeta } from './walk.js';
 
 /** Linux limits mount data to one page; keep room for the other options. */
 const MAX_MOUNT_DATA = 4000;
@@ -153,7 +153,7 @@ export class OverlaySnapshotter implements Snapshotter {
     const rf = asOverlay(rootfs);
     await unmount(rf);
     rf.released = true;
-    await removeTree(rf.workDir);
+    await discardTree(rf.workDir);
   }
 }
 

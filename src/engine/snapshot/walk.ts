@@ -6,9 +6,10 @@
  * so stat always decides and no content is hashed.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { StowageError } from '../../util/errors.js';
 import { ancestorsOf, type ChangeEntry, type ChangeSet } from '../layer/changeset.js';
 import { readXattrs } from '../layer/fs-helper.js';
@@ -70,6 +71,25 @@ export async function removeTree(path: string): Promise<void> {
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve() : reject(new StowageError('snapshot/cleanup-failed', `cannot remove ${path}: ${Buffer.concat(err).toString().trim()}`))));
   });
+}
+
+/**
+ * Removes a work dir without making anyone wait for it: the dir is renamed out of the way at once
+ * (so its name is free and nothing can mistake it for a live rootfs) and a detached `rm` deletes it
+ * after this process may already have exited — a 100k-file rootfs takes seconds to minutes to delete
+ * and must not delay the build's exit. Falls back to waiting when it cannot be renamed.
+ */
+export async function discardTree(path: string): Promise<void> {
+  const trash = join(dirname(path), `.stowage-trash-${basename(path)}-${randomBytes(4).toString('hex')}`);
+  try {
+    renameSync(path, trash);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    return removeTree(path);
+  }
+  const child = spawn('rm', ['-rf', '--one-file-system', '--', trash], { stdio: 'ignore', detached: true });
+  child.on('error', () => rmSync(trash, { recursive: true, force: true }));
+  child.unref();
 }
 
 /** Makes (or checks) a rootfs work dir. */
@@ -240,7 +260,7 @@ export class WalkSnapshotter implements Snapshotter {
   async release(rootfs: Rootfs): Promise<void> {
     const rf = asWalk(rootfs);
     rf.released = true;
-    await removeTree(rf.workDir);
+    await discardTree(rf.workDir);
   }
 }
 
