@@ -15,7 +15,7 @@ import type { SourceInput, StepInputs } from './keys.js';
 
 export interface InputPorts {
   context: BuildContext;
-  stageResults: ReadonlyMap<number, StageResult>;
+  stageResults: ReadonlyMap<number, Pick<StageResult, 'name' | 'cacheKey'>>;
   images: ImageSource;
   platform: Platform;
   signal: AbortSignal;

@@ -3,7 +3,8 @@
  * and the same input gives byte-identical output (golden-tested).
  */
 import { resolve } from 'node:path';
-import { compileGraph } from '../graph/compile.js';
+import { compileGraph, type ParsedDockerfile } from '../graph/compile.js';
+import type { PlanCacheStatus } from '../cache/plan-graph.js';
 import type { BuildGraph } from '../graph/types.js';
 import { formatPlatform, hostPlatform } from '../image/platform.js';
 import { selectImages } from '../spec/select.js';
@@ -26,6 +27,8 @@ Options:
       --var K=V          override a spec variable (repeatable; also STOWAGE_VAR_K)
       --format FORMAT    text (default), json or dot
       --platform P       the platform images without 'platforms:' build for (default: this machine's)
+      --cache-dir DIR    the local step cache to check steps against (default as for build)
+      --no-cache-status  do not look at the context or the local cache (steps show no hit/miss)
   -h, --help             this help
 `;
 
@@ -42,6 +45,8 @@ export interface PlanResult {
   graph?: BuildGraph;
   /** Present whenever the spec loaded (the build needs its images' details). */
   spec?: BuildSpec;
+  /** The parsed Dockerfiles (by absolute path), for step cache keys. */
+  dockerfiles?: ReadonlyMap<string, ParsedDockerfile>;
   diagnostics: Diagnostic[];
 }
 
@@ -59,10 +64,10 @@ export async function computePlan(options: PlanOptions): Promise<PlanResult> {
     displayPath: (p) => displayPath(options.cwd, p),
   });
   const diagnostics = [...project.diagnostics, ...selected.diagnostics, ...compiled.diagnostics];
-  return errors(diagnostics) ? { diagnostics } : { graph: compiled.graph, spec: project.spec, diagnostics };
+  return errors(diagnostics) ? { diagnostics } : { graph: compiled.graph, spec: project.spec, dockerfiles: project.dockerfiles, diagnostics };
 }
 
-export function renderPlanText(graph: BuildGraph): string {
+export function renderPlanText(graph: BuildGraph, cache?: PlanCacheStatus): string {
   const lines: string[] = [];
   const shortId = (id: string) => id.slice(0, 12);
   const byId = new Map(graph.vertices.map((v) => [v.id, v]));
@@ -77,10 +82,55 @@ export function renderPlanText(graph: BuildGraph): string {
       const base =
         v.base.kind === 'scratch' ? 'scratch' : v.base.kind === 'image' ? v.base.ref : v.base.image ? `image ${v.base.image}` : `stage ${shortId(v.base.vertex)}`;
       lines.push(`  stage ${v.stage.name ?? v.stage.index} ${shortId(v.id)} from ${base}${shared}`);
-      for (const s of v.steps.slice(1)) lines.push(`    ${String(s.line).padStart(3)}: ${s.text.length > 100 ? `${s.text.slice(0, 97)}...` : s.text}`);
+      const status = new Map((cache?.get(v.id) ?? []).map((c) => [c.line, c.status]));
+      for (const s of v.steps.slice(1)) {
+        const mark = cache ? `${CACHE_MARK[status.get(s.line) ?? 'unknown']} ` : '';
+        lines.push(`    ${String(s.line).padStart(3)}: ${mark}${s.text.length > 100 ? `${s.text.slice(0, 97)}...` : s.text}`);
+      }
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Fixed width so the instructions stay aligned. */
+const CACHE_MARK = { hit: '[cached]', miss: '[run]   ', unknown: '[?]     ' } as const;
+
+/** The graph with each step's cache status and key (JSON output); `steps[0]` (FROM) has none. */
+export function graphWithCache(graph: BuildGraph, cache: PlanCacheStatus): unknown {
+  return {
+    ...graph,
+    vertices: graph.vertices.map((v) => {
+      const byLine = new Map((cache.get(v.id) ?? []).map((c) => [c.line, c]));
+      return {
+        ...v,
+        steps: v.steps.map((s, i) => {
+          const c = i === 0 ? undefined : byLine.get(s.line);
+          return c ? { ...s, cache: { status: c.status, ...(c.key !== undefined ? { key: c.key } : {}) } } : s;
+        }),
+      };
+    }),
+  };
+}
+
+/** Reads the context and the local step index (no network): what each step would do now. */
+async function cacheStatusFor(result: PlanResult, cacheDirFlag: string | undefined, env: Record<string, string | undefined>): Promise<PlanCacheStatus | undefined> {
+  if (!result.graph || !result.spec || !result.dockerfiles) return undefined;
+  const [{ planCacheStatus }, { resolveCacheDir }, { openDirContext }, { StepCache }] = await Promise.all([
+    import('../cache/plan-graph.js'),
+    import('../store/cache-dir.js'),
+    import('../engine/context/context.js'),
+    import('../cache/step-cache.js'),
+  ]);
+  const cacheDir = resolveCacheDir({ flag: cacheDirFlag, env });
+  const { access } = await import('node:fs/promises');
+  const epoch = env['SOURCE_DATE_EPOCH'] !== undefined ? Number(env['SOURCE_DATE_EPOCH']) : undefined;
+  const signal = new AbortController().signal;
+  return planCacheStatus(result.graph, result.spec, result.dockerfiles, {
+    openContext: (dir, dockerfilePath) => openDirContext({ dir, dockerfilePath, signal }),
+    peek: (key) => access(StepCache.indexPath(cacheDir, key)).then(() => true, () => false),
+    ...(epoch !== undefined && Number.isInteger(epoch) ? { sourceDateEpoch: epoch } : {}),
+    signal,
+  });
 }
 
 function dotId(s: string): string {
@@ -112,6 +162,8 @@ export async function runPlan(argv: string[]): Promise<number> {
     var: { type: 'string', multiple: true },
     format: { type: 'string' },
     platform: { type: 'string' },
+    'cache-dir': { type: 'string' },
+    'no-cache-status': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -141,12 +193,21 @@ export async function runPlan(argv: string[]): Promise<number> {
     process.stderr.write(`stowage plan: ${problems.length} error(s); run 'stowage lint' for details\n`);
     return 1;
   }
+  let cache: PlanCacheStatus | undefined;
+  if (format !== 'dot' && !values['no-cache-status']) {
+    try {
+      cache = await cacheStatusFor(result, values['cache-dir'] as string | undefined, process.env);
+    } catch (e) {
+      // The graph is still right; only the hit/miss column is missing.
+      process.stderr.write(`stowage plan: warning: cannot tell which steps are cached (${e instanceof Error ? e.message : String(e)})\n`);
+    }
+  }
   switch (format) {
     case 'text':
-      process.stdout.write(renderPlanText(result.graph));
+      process.stdout.write(renderPlanText(result.graph, cache));
       break;
     case 'json':
-      process.stdout.write(`${JSON.stringify(result.graph, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(cache ? graphWithCache(result.graph, cache) : result.graph, null, 2)}\n`);
       break;
     case 'dot':
       process.stdout.write(renderPlanDot(result.graph));

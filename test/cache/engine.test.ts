@@ -125,7 +125,7 @@ async function readLayerFile(fx: { cacheDir: string }, b: { image: import('../..
       let content: string | undefined;
       extract.on('entry', (header, stream, next) => {
         const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on("data", (c: unknown) => chunks.push(c as Buffer));
         stream.on('end', () => {
           if (header.name.replace(/^\.?\//, '') === path) content = Buffer.concat(chunks).toString('utf8');
           next();

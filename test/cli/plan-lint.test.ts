@@ -9,7 +9,8 @@ const STOWAGE = join(process.cwd(), 'bin', 'stowage');
 const FIXTURE = 'test/fixtures/plan/monorepo';
 
 function stowage(args: string[], cwd = process.cwd()) {
-  const r = spawnSync(STOWAGE, args, { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  // A step cache that is always empty, so plan's per-step cache status (a miss everywhere) is stable.
+  const r = spawnSync(STOWAGE, args, { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', STOWAGE_CACHE_DIR: join(tmpdir(), 'stowage-plan-test-no-cache') } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
