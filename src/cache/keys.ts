@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJsonString } from '../image/canonical.js';
 import type { Instruction, RunInstruction, CopyInstruction, AddInstruction, MountSpec } from '../dockerfile/types.js';
-import { expandInStage, resolveRunMounts, type StageState } from '../dockerfile/stage-env.js';
+import { applyMetadataInstruction, expandInStage, resolveRunMounts, type StageState } from '../dockerfile/stage-env.js';
 import { assertNever } from '../util/errors.js';
 
 /** Bump when anything about keys or entries changes meaning: old entries then simply miss. */
@@ -133,13 +133,21 @@ function semanticFields(instr: Instruction): unknown {
     return from;
   }
   if (rest.kind === 'run') return { ...rest, mounts: rest.mounts.map(mountFields) };
+  if (rest.kind === 'copy') {
+    // Which stage or image `--from` names is `inputs.fromIdentity` (its key or digest), not its name.
+    const { from: _from, ...copy } = rest;
+    return copy;
+  }
   return rest;
 }
 
-/** A mount without its raw text; a secret's value is never here (only its id and where it goes). */
-function mountFields(m: MountSpec): Omit<MountSpec, 'raw'> {
-  const { raw: _raw, ...rest } = m;
-  return rest;
+/**
+ * A mount without its raw text or the name in `from` (its content identity is in
+ * `inputs.mountIdentities`); a secret's value is never here, only its id and where it goes.
+ */
+function mountFields(m: MountSpec): Omit<MountSpec, 'raw' | 'from'> & { from?: boolean } {
+  const { raw: _raw, from, ...rest } = m;
+  return from !== undefined ? { ...rest, from: true } : rest;
 }
 
 function expandedFields(instr: Instruction, state: StageState, req: StepKeyRequest): unknown {
@@ -152,7 +160,8 @@ function expandedFields(instr: Instruction, state: StageState, req: StepKeyReque
       return copyFields(instr, expand);
     case 'workdir':
       return { path: expand(instr.path) };
-    // Config-only instructions are pure functions of (state, fields): both are in the key already.
+    // Config-only instructions: their whole outcome (a pure function of state and fields, including
+    // build args an ARG picks up) is the key material, so a hit can never restore a stale one.
     case 'env':
     case 'arg':
     case 'label':
@@ -166,10 +175,20 @@ function expandedFields(instr: Instruction, state: StageState, req: StepKeyReque
     case 'healthcheck':
     case 'onbuild':
     case 'maintainer':
+      return metadataOutcome(instr, state, req.platform);
     case 'from':
       return null;
     default:
       return assertNever(instr, 'instruction');
+  }
+}
+
+function metadataOutcome(instr: Instruction, state: StageState, platform: StepKeyRequest['platform']): unknown {
+  try {
+    const r = applyMetadataInstruction(state, instr, { platform: { os: platform.os, architecture: platform.architecture, ...(platform.variant ? { variant: platform.variant } : {}) } });
+    return { patch: r.configPatch ?? null, createdBy: r.createdBy ?? null, author: r.author ?? null, args: r.state.args };
+  } catch {
+    return 'invalid'; // the step fails when it runs
   }
 }
 
