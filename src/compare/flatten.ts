@@ -160,13 +160,25 @@ function xattrsOf(header: tar.Header): Record<string, string> {
 export async function applyLayer(tree: FlatTree, stream: Readable, signal: AbortSignal): Promise<void> {
   signal.throwIfAborted();
   const extract = tar.extract();
-  // Paths this layer itself wrote: an opaque marker hides only what lower layers had.
-  const addedInThisLayer = new Set<string>();
   const input = await decompressed(stream);
   const done = pipeline(input, extract, { signal }).catch((e: unknown) => {
     extract.destroy(e as Error);
     throw e;
   });
+  try {
+    await applyEntries(tree, extract);
+  } catch (e) {
+    // Stop reading the layer and let the pipeline settle, so nothing rejects after we return.
+    input.destroy();
+    await done.catch(() => undefined);
+    throw e;
+  }
+  await done;
+}
+
+async function applyEntries(tree: FlatTree, extract: tar.Extract): Promise<void> {
+  // Paths this layer itself wrote: an opaque marker hides only what lower layers had.
+  const addedInThisLayer = new Set<string>();
   for await (const item of extract) {
     const header = item.header;
     const path = normalizeEntryPath(header.name);
@@ -220,7 +232,6 @@ export async function applyLayer(tree: FlatTree, stream: Readable, signal: Abort
         break;
     }
   }
-  await done;
 }
 
 /** The image's flattened filesystem, sorted by path. */

@@ -189,7 +189,7 @@ export async function compareCase(c: CompareCase, env: CompareEnvironment): Prom
     const differences = [...diffFilesystems(sfs, bfs), ...diffConfigs(stowageConfig, normalizedBuildah)];
     const dockerfileText = await readFile(c.dockerfile, 'utf8');
     const classified = classify(differences, { caseName: c.name, dockerfile: dockerfileText, stowageConfig, buildahConfig: normalizedBuildah });
-    const notes: string[] = [`build time: stowage ${((t1 - t0) / 1000).toFixed(1)}s, buildah ${((t2 - t1) / 1000).toFixed(1)}s (bud+push+inspect)`];
+    const notes: string[] = [`${sfs.length} stowage / ${bfs.length} buildah filesystem entries compared`, `build time: stowage ${((t1 - t0) / 1000).toFixed(1)}s, buildah ${((t2 - t1) / 1000).toFixed(1)}s (bud+push+inspect)`];
     if (c.buildahDockerfile !== undefined) notes.push(`buildah built ${c.buildahDockerfile} (the same result without features Buildah 1.28 lacks)`);
     const unexpected = classified.filter((d) => d.known === undefined).length;
     return { name: c.name, differences: classified, unexpected, notes, report: renderReport(c.name, classified, notes) };

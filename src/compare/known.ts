@@ -111,7 +111,12 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     },
   },
   {
-    reason: 'buildah 1.28 gap: WORKDIR is created only when a later step needs it; BuildKit and stowage always create it (A12)',
+    reason: 'peer disagreement (A19, A26): stowage follows BuildKit and keeps what RUN writes under a VOLUME path after VOLUME; buildah 1.28 discards it like the classic builder',
+    matches: (d, ctx) =>
+      d.kind === 'only-in-stowage' && Object.keys((ctx.stowageConfig.Volumes ?? {}) as object).some((v) => d.path.startsWith(v.replace(/\/+$/, '') + '/')),
+  },
+  {
+    reason: 'buildah 1.28 gap (seen with bud --layers): WORKDIR is created only when a later step needs it; BuildKit and stowage always create it (A12)',
     matches: (d, ctx) => d.kind === 'only-in-stowage' && d.stowage.type === 'dir' && workdirPaths(ctx.dockerfile).has(d.path),
   },
   {

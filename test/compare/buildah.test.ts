@@ -9,6 +9,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tar from 'tar-stream';
 import { applyLayer, FlatTree, type FsEntry } from '../../src/compare/flatten.js';
@@ -139,13 +141,30 @@ describe('diffing and classifying', () => {
   });
 });
 
-describe('stowage and buildah 1.28 build the same images', { timeout: 600_000 }, () => {
+// Two cases at a time: each builder mostly waits on disk, and the suite must stay within ~3 minutes.
+describe('stowage and buildah 1.28 build the same images', { timeout: 600_000, concurrency: 2 }, () => {
   let opened: OpenedCompareEnvironment;
   before(async () => {
     opened = await openCompareEnvironment(new AbortController().signal);
   });
   after(async () => {
     await opened?.close();
+  });
+
+  // The harness must see a difference when there is one: a case whose Buildah file differs on purpose.
+  it('reports an UNEXPECTED difference in content and config', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-compare-neg-'));
+    try {
+      await writeFile(join(dir, 'Dockerfile'), 'ARG BUSYBOX\nFROM $BUSYBOX\nENV X=1\nRUN echo one > /f && chmod 600 /f\n');
+      await writeFile(join(dir, 'Dockerfile.buildah'), 'ARG BUSYBOX\nFROM $BUSYBOX\nENV X=2\nRUN echo two > /f\n');
+      const result = await compareCase(await caseFromDirectory(dir), opened.env);
+      assert.equal(result.unexpected, 3, result.report);
+      assert.match(result.report, /UNEXPECTED {2}\/f: content stowage="one\\n" buildah="two\\n"/);
+      assert.match(result.report, /UNEXPECTED {2}\/f: mode stowage=0600 buildah=0644/);
+      assert.match(result.report, /UNEXPECTED {2}config Env\[X\]: stowage="1" buildah="2"/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   for (const dir of listCaseDirs(FIXTURES)) {
