@@ -1,6 +1,6 @@
 /**
  * WORKDIR: sets the config through stage-env, then creates the directory (mkdir -p, 0755) owned by
- * the current USER resolved against the rootfs's passwd file (A12). That is a layer unless the path
+ * the current USER resolved against the rootfs's passwd/group files with --chown rules (A12). That is a layer unless the path
  * is `/`, even when the directory already existed (BuildKit commits the mkdir either way).
  */
 import { chmod, lchown, mkdir } from 'node:fs/promises';
@@ -8,7 +8,7 @@ import type { WorkdirInstruction } from '../../dockerfile/types.js';
 import { applyMetadataInstruction, type StageState } from '../../dockerfile/stage-env.js';
 import type { ImageConfig } from '../../image/types.js';
 import { canonicalRoot, resolveInRoot } from '../copy/in-root.js';
-import { resolveUser } from '../passwd.js';
+import { resolveChown } from '../passwd.js';
 import type { StepEnvironment } from '../stage-runner.js';
 import { commitLayer } from './commit.js';
 import type { StepOutcome } from './outcome.js';
@@ -22,8 +22,10 @@ export async function executeWorkdir(instr: WorkdirInstruction, state: StageStat
     return { state: meta.state, configPatch: meta.configPatch, history: { createdBy, emptyLayer: true } };
   }
   try {
-    const user = await resolveUser(env.rootfs.path, config.config?.User || '0');
-    await mkdirOwned(env.rootfs.path, dir, user.uid, user.gid);
+    // BuildKit creates it with llb.WithUser(USER), i.e. --chown rules: a numeric user alone gives
+    // gid = uid (not the passwd entry's gid, nor 0 when there is no entry), a name its primary gid.
+    const owner = await resolveChown(env.rootfs.path, config.config?.User || '0');
+    await mkdirOwned(env.rootfs.path, dir, owner.uid, owner.gid);
   } catch (e) {
     throw withLocation(e, { file: env.dockerfilePath, range: instr.range });
   }
