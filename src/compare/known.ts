@@ -52,6 +52,15 @@ function chmodCopies(dockerfile: string): [number, string][] {
   return out;
 }
 
+/** Destinations of `ADD --chown=<user>` (no group) lines. */
+function addChownUserOnlyDests(dockerfile: string): string[] {
+  return instructions(dockerfile).flatMap(([kw, rest]) => {
+    if (kw !== 'ADD' || !/--chown=[^:\s]+(\s|$)/.test(rest)) return [];
+    const words = rest.split(/\s+/);
+    return [words[words.length - 1]!.replace(/\/+$/, '')];
+  });
+}
+
 /** Buildah keeps EXPOSE words verbatim; Docker expands `a-b` ranges and lowercases the protocol. */
 function dockerExposeKeys(key: string): string[] {
   const [ports, proto = 'tcp'] = key.split('/');
@@ -109,6 +118,10 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
       if (d.stowage === undefined) return dockerExposeKeys(d.key).every((k) => stowageKeys.has(k)) && dockerExposeKeys(d.key).join() !== d.key;
       return d.buildah === undefined && expanded.has(d.key);
     },
+  },
+  {
+    reason: "buildah 1.28 bug: ADD --chown=<user> on a local archive keeps the archive's gid for extracted entries instead of the user's primary group (A10)",
+    matches: (d, ctx) => d.kind === 'entry' && d.field === 'gid' && addChownUserOnlyDests(ctx.dockerfile).some((dest) => d.path.startsWith(dest + '/')),
   },
   {
     reason: 'peer disagreement (A19, A26): stowage follows BuildKit and keeps what RUN writes under a VOLUME path after VOLUME; buildah 1.28 discards it like the classic builder',
