@@ -14,7 +14,7 @@ import type { ImageSource, StageResult } from '../engine/instructions/types.js';
 import type { SourceInput, StepInputs } from './keys.js';
 
 export interface InputPorts {
-  context: BuildContext;
+  context: Pick<BuildContext, 'resolveSources' | 'fileDigests'>;
   stageResults: ReadonlyMap<number, Pick<StageResult, 'name' | 'cacheKey'>>;
   images: ImageSource;
   platform: Platform;

@@ -34,12 +34,19 @@ export async function planCacheStatus(graph: BuildGraph, spec: BuildSpec, docker
       const parsed = specImage ? dockerfiles.get(specImage.dockerfile)?.dockerfile : undefined;
       if (!specImage || !parsed) continue;
       const ctxKey = `${specImage.context}\0${specImage.dockerfile}`;
-      let ctx = contexts.get(ctxKey);
-      if (!ctx) {
-        ctx = ports.openContext(specImage.context, specImage.dockerfile);
-        contexts.set(ctxKey, ctx);
-      }
-      const context = await ctx;
+      // Opened only when a step with a known parent reads it (most stages have an external base).
+      const open = (): Promise<BuildContext> => {
+        let ctx = contexts.get(ctxKey);
+        if (!ctx) {
+          ctx = ports.openContext(specImage.context, specImage.dockerfile);
+          contexts.set(ctxKey, ctx);
+        }
+        return ctx;
+      };
+      const context: Pick<BuildContext, 'resolveSources' | 'fileDigests'> = {
+        resolveSources: async (patterns, o) => (await open()).resolveSources(patterns, o),
+        fileDigests: async (paths, signal) => (await open()).fileDigests(paths, signal),
+      };
       const stages = new Map<number, { name?: string; cacheKey?: string }>();
       const targetName = specImage.target !== undefined ? parsed.stages[byId.get(img.target)?.stage.index ?? -1]?.name : undefined;
       for (const id of img.stages) {

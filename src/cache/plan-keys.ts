@@ -41,7 +41,7 @@ export interface PlanStageRequest {
   base: { identity: BaseIdentity; config: ContainerConfig; inherited?: StageState } | undefined;
   /** Earlier stages of this Dockerfile as planned (for COPY --from and RUN --mount from=). */
   stages: ReadonlyMap<number, { name?: string; cacheKey?: string }>;
-  context: BuildContext;
+  context: Pick<BuildContext, 'resolveSources' | 'fileDigests'>;
   sourceDateEpoch?: number;
   /** Is this key in the local index? */
   peek(key: string): Promise<boolean>;
