@@ -2,6 +2,7 @@
  * `npm run compare -- <Dockerfile> [<context>] [--build-arg K=V]... [--target T]`
  * `npm run compare -- <case-dir>...`   (a dir with Dockerfile, optional Dockerfile.buildah, build-args, context/)
  * `npm run compare -- --cases <dir>`   (every subdirectory of <dir> that holds a Dockerfile)
+ * `--keep <dir>` leaves both images of every case there as OCI layouts.
  *
  * Builds each Dockerfile with stowage and with Buildah 1.28 and prints, per Dockerfile, `identical`
  * or the differences between the flattened filesystems and the config fields, each marked
@@ -76,6 +77,8 @@ export function listCaseDirs(dir: string): string[] {
 
 interface CliArgs {
   cases: CompareCase[];
+  /** `--keep DIR`: the layouts are written under DIR and left there. */
+  keepDir?: string;
 }
 
 async function parseArgs(argv: string[]): Promise<CliArgs> {
@@ -83,6 +86,7 @@ async function parseArgs(argv: string[]): Promise<CliArgs> {
   const buildArgs: Record<string, string> = {};
   let target: string | undefined;
   let casesDir: string | undefined;
+  let keepDir: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -98,16 +102,18 @@ async function parseArgs(argv: string[]): Promise<CliArgs> {
       buildArgs[eq < 0 ? kv : kv.slice(0, eq)] = eq < 0 ? (process.env[kv] ?? '') : kv.slice(eq + 1);
     } else if (a === '--target' || a.startsWith('--target=')) target = value();
     else if (a === '--cases' || a.startsWith('--cases=')) casesDir = value();
+    else if (a === '--keep' || a.startsWith('--keep=')) keepDir = resolvePath(value());
     else if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
     else positional.push(a);
   }
-  if (casesDir !== undefined) return { cases: await Promise.all(listCaseDirs(casesDir).map((d) => caseFromDirectory(d))) };
+  const keep = keepDir !== undefined ? { keepDir } : {};
+  if (casesDir !== undefined) return { cases: await Promise.all(listCaseDirs(casesDir).map((d) => caseFromDirectory(d))), ...keep };
   if (positional.length === 0) throw new Error('usage: npm run compare -- <Dockerfile> [<context>] | <case-dir>... [--build-arg K=V] [--target T] | --cases <dir>');
   const first = resolvePath(positional[0]!);
   if (positional.every((p) => existsSync(join(p, 'Dockerfile')))) {
     // One or more case directories.
     const cases = await Promise.all(positional.map((p) => caseFromDirectory(p)));
-    return { cases: cases.map((c) => ({ ...c, buildArgs: { ...c.buildArgs, ...buildArgs }, ...(target !== undefined ? { target } : {}) })) };
+    return { cases: cases.map((c) => ({ ...c, buildArgs: { ...c.buildArgs, ...buildArgs }, ...(target !== undefined ? { target } : {}) })), ...keep };
   }
   const contextDir = resolvePath(positional[1] ?? dirname(first));
   const buildahAlt = `${first}.buildah`;
@@ -122,6 +128,7 @@ async function parseArgs(argv: string[]): Promise<CliArgs> {
         ...(target !== undefined ? { target } : {}),
       },
     ],
+    ...keep,
   };
 }
 
@@ -132,13 +139,15 @@ export async function runCompare(argv: string[], out: (s: string) => void): Prom
   process.once('SIGTERM', onSignal);
   let opened: OpenedCompareEnvironment | undefined;
   try {
-    const { cases } = await parseArgs(argv);
+    const { cases, keepDir } = await parseArgs(argv);
     opened = await openCompareEnvironment(ac.signal);
+    const env = keepDir !== undefined ? { ...opened.env, workDir: keepDir, keepLayouts: true } : opened.env;
+    if (keepDir !== undefined) await mkdir(keepDir, { recursive: true });
     let failed = 0;
     const results: CompareResult[] = [];
     for (const c of cases) {
       try {
-        const r = await compareCase(c, opened.env);
+        const r = await compareCase(c, env);
         results.push(r);
         out(r.report);
         if (r.unexpected > 0) failed++;

@@ -119,7 +119,7 @@ export function diffConfigs(stowage: NormalizedConfig, buildah: NormalizedConfig
   return out;
 }
 
-const ENTRY_FIELDS: readonly (keyof FsEntry)[] = ['mode', 'uid', 'gid', 'linkTarget', 'device', 'xattrs'];
+const ENTRY_FIELDS: readonly (keyof FsEntry)[] = ['mode', 'uid', 'gid', 'linkTarget', 'device', 'xattrs', 'hardlinks'];
 
 /** Filesystem differences between two sorted entry lists. */
 export function diffFilesystems(stowage: readonly FsEntry[], buildah: readonly FsEntry[]): Difference[] {

@@ -35,6 +35,8 @@ export interface FsEntry {
   device?: string;
   /** xattr name → value (base64), from PAX `SCHILY.xattr.*`. */
   xattrs: Record<string, string>;
+  /** The other paths this file is hardlinked with (sorted), when it has any. */
+  hardlinks?: string[];
 }
 
 const PREVIEW_BYTES = 200;
@@ -72,6 +74,9 @@ function baseOf(path: string): string {
 /** Mutable tree being flattened: path → entry. Kept in a Map so deletes of whole subtrees are prefix scans. */
 export class FlatTree {
   readonly entries = new Map<string, FsEntry>();
+  /** path → hardlink group id; a path leaves its group when it is replaced or removed. */
+  private readonly linkGroup = new Map<string, number>();
+  private nextGroup = 0;
 
   constructor() {
     // Every image has a root directory even if no layer names it.
@@ -81,20 +86,43 @@ export class FlatTree {
   removeSubtree(path: string, { keepSelf, keep }: { keepSelf: boolean; keep?: ReadonlySet<string> }): void {
     const prefix = path === '/' ? '/' : path + '/';
     for (const key of [...this.entries.keys()]) {
-      if (key.startsWith(prefix) && key !== '/' && !keep?.has(key)) this.entries.delete(key);
+      if (key.startsWith(prefix) && key !== '/' && !keep?.has(key)) this.delete(key);
     }
-    if (!keepSelf && path !== '/') this.entries.delete(path);
+    if (!keepSelf && path !== '/') this.delete(path);
+  }
+
+  private delete(path: string): void {
+    this.entries.delete(path);
+    this.linkGroup.delete(path);
+  }
+
+  /** `path` becomes a hardlink to `target` (already applied). */
+  link(path: string, target: string): void {
+    let group = this.linkGroup.get(target);
+    if (group === undefined) {
+      group = this.nextGroup++;
+      this.linkGroup.set(target, group);
+    }
+    this.linkGroup.set(path, group);
   }
 
   /** Applies one entry of a layer. */
   put(entry: FsEntry): void {
     const existing = this.entries.get(entry.path);
     if (existing && existing.type === 'dir' && entry.type !== 'dir') this.removeSubtree(entry.path, { keepSelf: false });
+    this.linkGroup.delete(entry.path);
     this.entries.set(entry.path, entry);
   }
 
   sorted(): FsEntry[] {
-    return [...this.entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const members = new Map<number, string[]>();
+    for (const [path, group] of this.linkGroup) members.set(group, [...(members.get(group) ?? []), path]);
+    const out = [...this.entries.values()].map((e) => {
+      const group = this.linkGroup.get(e.path);
+      const others = group === undefined ? [] : members.get(group)!.filter((p) => p !== e.path).sort();
+      return others.length > 0 ? { ...e, hardlinks: others } : e;
+    });
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 }
 
@@ -210,10 +238,12 @@ async function applyEntries(tree: FlatTree, extract: tar.Extract): Promise<void>
     const base = { path, mode: (header.mode ?? 0) & 0o7777, uid: header.uid ?? 0, gid: header.gid ?? 0, xattrs: xattrsOf(header) };
     switch (type) {
       case 'hardlink': {
-        // A hardlink is compared as the file it names: builders differ in whether they keep links.
-        const target = tree.entries.get(normalizeEntryPath(header.linkname ?? ''));
+        // A hardlink is compared as the file it names, plus the set of paths it is linked with.
+        const targetPath = normalizeEntryPath(header.linkname ?? '');
+        const target = tree.entries.get(targetPath);
         if (!target) throw new StowageError('compare/dangling-hardlink', `layer hardlink ${path} names ${header.linkname}, which is not in the image`);
         tree.put({ ...target, path, xattrs: { ...target.xattrs } });
+        tree.link(path, targetPath);
         break;
       }
       case 'file':

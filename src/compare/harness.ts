@@ -33,6 +33,8 @@ export interface CompareEnvironment {
   insecureRegistries: readonly string[];
   /** How to start stowage's CLI; default: `defaultStowageCommand()`. */
   stowageCommand?: readonly string[];
+  /** Leave each case's two OCI layouts in workDir (named in the report) for a closer look. */
+  keepLayouts?: boolean;
   /** Build args given to both builders (e.g. `BUSYBOX=127.0.0.1:5000/busybox:1`). */
   buildArgs?: Readonly<Record<string, string>>;
   signal: AbortSignal;
@@ -191,10 +193,11 @@ export async function compareCase(c: CompareCase, env: CompareEnvironment): Prom
     const classified = classify(differences, { caseName: c.name, dockerfile: dockerfileText, stowageConfig, buildahConfig: normalizedBuildah });
     const notes: string[] = [`${sfs.length} stowage / ${bfs.length} buildah filesystem entries compared`, `build time: stowage ${((t1 - t0) / 1000).toFixed(1)}s, buildah ${((t2 - t1) / 1000).toFixed(1)}s (bud+push+inspect)`];
     if (c.buildahDockerfile !== undefined) notes.push(`buildah built ${c.buildahDockerfile} (the same result without features Buildah 1.28 lacks)`);
+    if (env.keepLayouts === true) notes.push(`layouts kept: oci:${stowageLayout}:stowage oci:${buildahLayout}:buildah`);
     const unexpected = classified.filter((d) => d.known === undefined).length;
     return { name: c.name, differences: classified, unexpected, notes, report: renderReport(c.name, classified, notes) };
   } finally {
-    await rm(caseDir, { recursive: true, force: true });
+    if (env.keepLayouts !== true) await rm(caseDir, { recursive: true, force: true });
   }
 }
 

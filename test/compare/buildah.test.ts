@@ -80,6 +80,8 @@ describe('flattening layers', () => {
     assert.equal(fs.get('/d')!.linkTarget, 'a');
     assert.equal(fs.get('/hard')!.sha256, fs.get('/a/keep')!.sha256);
     assert.equal(fs.get('/hard')!.type, 'file');
+    assert.deepEqual(fs.get('/hard')!.hardlinks, ['/a/keep']);
+    assert.deepEqual(fs.get('/a/keep')!.hardlinks, ['/hard']);
     assert.equal(fs.get('/setuid')!.mode, 0o4755);
     assert.equal(fs.get('/setuid')!.uid, 1000);
     assert.equal(fs.get('/o/new')!.preview, 'new');
