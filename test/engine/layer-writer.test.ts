@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { gunzipSync } from 'node:zlib';
+import { constants as zlibConstants, gzipSync, gunzipSync } from 'node:zlib';
 import { planLayer, type ChangeEntry, type ChangeSet } from '../../src/engine/layer/changeset.js';
 import { parallelGzip } from '../../src/engine/layer/gzip.js';
 import { readTar } from '../../src/engine/layer/tar-reader.js';
@@ -171,6 +171,38 @@ describe('parallelGzip', () => {
     } finally {
       t.cleanup();
     }
+  });
+
+  it('stores incompressible blocks, RLE-compresses random data between zero runs, deflates blocks that compress anywhere in their samples', async () => {
+    const blockSize = 256 * 1024;
+    const random = randomBytes(blockSize);
+    const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(Math.ceil(blockSize / 44))).subarray(0, blockSize);
+    const mixed = Buffer.concat([randomBytes(blockSize / 2), Buffer.alloc(blockSize / 2, 1)]);
+    const members = async (input: Buffer, store?: boolean): Promise<Buffer[]> => {
+      const out: Buffer[] = [];
+      const o = store === undefined ? { blockSize } : { blockSize, adaptive: store };
+      for await (const m of parallelGzip((async function* () { yield input; })(), o)) out.push(m);
+      return out;
+    };
+    const [stored] = await members(random);
+    assert.ok(gunzipSync(stored!).equals(random));
+    // One output buffer for the whole member, as the writer does (stored block sizes follow it).
+    const chunkSize = blockSize + (blockSize >> 8) + 1024;
+    assert.ok(stored!.equals(gzipSync(random, { level: 0, chunkSize })), 'a random block is stored (level 0), not searched for matches');
+    assert.ok(stored!.length < blockSize + 100, 'stored is no larger than input plus framing');
+    const [deflated] = await members(random, false);
+    assert.ok(deflated!.equals(gzipSync(random, { level: 6, chunkSize })), 'with storing off, deflate runs at the level asked');
+    assert.ok(!deflated!.equals(stored!));
+    const [t] = await members(text);
+    assert.ok(t!.length < blockSize / 20, 'text is deflated');
+    const [m] = await members(mixed);
+    assert.ok(m!.length < blockSize * 0.6, 'half-compressible block is deflated');
+    assert.ok(gunzipSync(m!).equals(mixed));
+    // Random file contents between tar-like zero runs: only the runs are worth finding.
+    const tarLike = Buffer.concat(Array.from({ length: 26 }, () => [Buffer.alloc(512), randomBytes(9216)]).flat()).subarray(0, blockSize);
+    const [r] = await members(tarLike);
+    assert.ok(r!.equals(gzipSync(tarLike, { level: 6, strategy: zlibConstants.Z_RLE, chunkSize })), 'zero runs between random data: RLE');
+    assert.ok(r!.length < blockSize * 0.96, 'the runs are compressed');
   });
 });
 void createReadStream;

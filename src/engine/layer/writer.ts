@@ -1,10 +1,10 @@
 /**
  * Deterministic layer writer: ChangeSet → sorted tar → parallel gzip → BlobStore, with the diffId
  * (sha256 of the tar) and the blob digest (sha256 of the gzip) computed in the same single pass
- * that writes the temp file. Each source file is read exactly once.
+ * that writes the temp file. Each source file is read exactly once, straight into the tar's buffers.
  */
 import { createHash } from 'node:crypto';
-import { constants as fsc, promises as fsp } from 'node:fs';
+import { closeSync, constants as fsc, openSync, promises as fsp, readSync } from 'node:fs';
 import { StowageError, assertNever } from '../../util/errors.js';
 import type { Digest } from '../../image/digest.js';
 import { MediaType } from '../../image/media-types.js';
@@ -111,11 +111,39 @@ function entryHeader(e: ChangeEntry, clampSec: number | undefined): TarHeader {
   return h;
 }
 
-async function* fileContent(e: ChangeEntry, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
-  if (e.size === 0) return;
-  if (e.source === undefined) {
-    throw new StowageError('layer/no-source', `layer entry ${e.path} has content but no source file`);
+function fileChanged(e: ChangeEntry): StowageError {
+  return new StowageError('layer/file-changed', `${e.path} changed size while the layer was being written`, {
+    hint: 'something else is modifying the build root; make sure no process from the step is still running',
+  });
+}
+
+function noSource(e: ChangeEntry): StowageError {
+  return new StowageError('layer/no-source', `layer entry ${e.path} has content but no source file`);
+}
+
+/**
+ * Reads a small file's whole content into `buf` at `off` with synchronous calls: four syscalls, no
+ * promise or FileHandle per file (which cost ~200 µs of CPU per file here, more than reading it).
+ */
+function readSmallInto(e: ChangeEntry, buf: Buffer, off: number): void {
+  if (e.source === undefined) throw noSource(e);
+  const fd = openSync(e.source, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    let got = 0;
+    while (got < e.size) {
+      const n = readSync(fd, buf, off + got, e.size - got, null);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got !== e.size || readSync(fd, Buffer.alloc(1), 0, 1, null) !== 0) throw fileChanged(e);
+  } finally {
+    closeSync(fd);
   }
+}
+
+/** A large file's content, streamed in chunks without blocking the event loop. */
+async function* largeFileContent(e: ChangeEntry, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  if (e.source === undefined) throw noSource(e);
   const fh = await fsp.open(e.source, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   try {
     let left = e.size;
@@ -128,29 +156,55 @@ async function* fileContent(e: ChangeEntry, signal: AbortSignal | undefined): As
       yield buf.subarray(0, bytesRead);
     }
     const extra = await fh.read(Buffer.alloc(1), 0, 1, null);
-    if (left !== 0 || extra.bytesRead !== 0) {
-      throw new StowageError('layer/file-changed', `${e.path} changed size while the layer was being written`, {
-        hint: 'something else is modifying the build root; make sure no process from the step is still running',
-      });
-    }
+    if (left !== 0 || extra.bytesRead !== 0) throw fileChanged(e);
   } finally {
     await fh.close();
   }
 }
 
-/** The uncompressed tar of a planned layer, as a stream of chunks. */
+/**
+ * The uncompressed tar of a planned layer, as a stream of chunks. Headers, small files' contents
+ * (read straight into place) and padding are packed into ~1 MiB batches, so a layer of 20,000 small
+ * files is ~200 chunks, not 60,000; files larger than a batch are streamed on their own.
+ */
 export async function* tarStream(items: readonly LayerItem[], options: { clampMtime?: number; signal?: AbortSignal } = {}): AsyncGenerator<Buffer> {
+  let batch = Buffer.allocUnsafe(READ_CHUNK);
+  let used = 0;
+  const take = (): Buffer => {
+    const out = batch.subarray(0, used);
+    batch = Buffer.allocUnsafe(READ_CHUNK);
+    used = 0;
+    return out;
+  };
+  const put = (b: Buffer): void => {
+    used += b.copy(batch, used);
+  };
   for (const item of items) {
     options.signal?.throwIfAborted();
     const h = headerFor(item, options.clampMtime);
-    yield encodeHeader(h);
-    if (item.kind === 'entry' && item.entry.type === 'file' && h.size > 0) {
-      yield* fileContent(item.entry, options.signal);
-      const pad = padding(h.size);
+    const header = encodeHeader(h);
+    const isContent = item.kind === 'entry' && item.entry.type === 'file' && h.size > 0;
+    const pad = isContent ? padding(h.size) : 0;
+    const need = header.length + (isContent ? h.size + pad : 0);
+    if (used + need > batch.length && used > 0) yield take();
+    if (need > batch.length) {
+      // A large file: its header, then its content streamed, then its padding.
+      yield header;
+      if (item.kind === 'entry') yield* largeFileContent(item.entry, options.signal);
       if (pad > 0) yield Buffer.alloc(pad);
+      continue;
+    }
+    put(header);
+    if (isContent && item.kind === 'entry') {
+      readSmallInto(item.entry, batch, used);
+      used += h.size;
+      batch.fill(0, used, used + pad);
+      used += pad;
     }
   }
-  yield END_OF_ARCHIVE;
+  if (used + END_OF_ARCHIVE.length > batch.length) yield take();
+  put(END_OF_ARCHIVE);
+  yield take();
 }
 
 async function* hashing(source: AsyncIterable<Buffer>, hash: ReturnType<typeof createHash>, count: { n: number }): AsyncGenerator<Buffer> {
