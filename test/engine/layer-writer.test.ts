@@ -203,6 +203,11 @@ describe('parallelGzip', () => {
     const [r] = await members(tarLike);
     assert.ok(r!.equals(gzipSync(tarLike, { level: 6, strategy: zlibConstants.Z_RLE, chunkSize })), 'zero runs between random data: RLE');
     assert.ok(r!.length < blockSize * 0.96, 'the runs are compressed');
+    // base64 of random bytes: 6 bits of entropy per byte, nothing for a match search to find.
+    const b64 = Buffer.from(randomBytes(blockSize).toString('base64')).subarray(0, blockSize);
+    const [b] = await members(b64);
+    assert.ok(b!.equals(gzipSync(b64, { level: 6, strategy: zlibConstants.Z_RLE, chunkSize })), 'base64: RLE');
+    assert.ok(b!.length < blockSize * 0.8, 'base64 still gets its entropy coding');
   });
 });
 void createReadStream;
