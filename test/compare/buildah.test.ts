@@ -9,7 +9,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tar from 'tar-stream';
@@ -164,6 +165,30 @@ describe('stowage and buildah 1.28 build the same images', { timeout: 600_000, c
       assert.match(result.report, /UNEXPECTED {2}\/f: content stowage="one\\n" buildah="two\\n"/);
       assert.match(result.report, /UNEXPECTED {2}\/f: mode stowage=0600 buildah=0644/);
       assert.match(result.report, /UNEXPECTED {2}config Env\[X\]: stowage="1" buildah="2"/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  // xattrs cannot live in git, so this case makes its context here: a file capability and a user xattr.
+  it('xattrs of context files (setcap, user.*)', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-compare-xattr-'));
+    try {
+      await mkdir(join(dir, 'context'));
+      await writeFile(join(dir, 'context', 'cap'), 'c\n');
+      await writeFile(join(dir, 'context', 'user'), 'u\n');
+      try {
+        execFileSync('setcap', ['cap_net_bind_service+ep', join(dir, 'context', 'cap')]);
+        execFileSync('setfattr', ['-n', 'user.k', '-v', 'hi', join(dir, 'context', 'user')]);
+      } catch {
+        t.skip('setcap/setfattr unavailable or the temp filesystem has no xattrs');
+        return;
+      }
+      await writeFile(join(dir, 'Dockerfile'), 'ARG BUSYBOX\nFROM $BUSYBOX\nCOPY cap user /x/\n');
+      const result = await compareCase(await caseFromDirectory(dir), opened.env);
+      assert.equal(result.unexpected, 0, result.report);
+      // The xattr comparison ran: buildah's capability is seen (stowage drops context xattrs by choice).
+      assert.match(result.report, /known: stowage choice .*\/x\/cap: xattrs stowage=\{\} buildah=\{"security.capability"/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
