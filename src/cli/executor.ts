@@ -5,7 +5,7 @@
  * Parsing is pure (`parseExecutorArgs`); the build modules are imported only after the flags are
  * valid, so `--help` and usage errors stay cheap and never touch the filesystem.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { StowageError } from '../util/errors.js';
 import { reportFatal } from './report.js';
@@ -286,6 +286,24 @@ export function contextLocation(context: string): { kind: 'dir'; dir: string } |
 }
 
 /**
+ * Called when the Dockerfile is not found: a context directory that is missing or empty is then
+ * almost always a volume that was not mounted (`docker run -v …:/workspace`, a Kubernetes
+ * volume); say that, not "cannot read the Dockerfile". (An empty context with a Dockerfile
+ * elsewhere is fine and never gets here.)
+ */
+export function assertContextPresent(dir: string, given: string): void {
+  let entries: string[] | undefined;
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    entries = undefined;
+  }
+  if (entries === undefined || entries.length === 0) {
+    throw usage(`the build context ${given} ${entries === undefined ? 'does not exist' : 'is empty'}`, `mount the context there (docker run -v "$PWD":${dir}:ro …, or a volume in the pod spec) or pass --context <dir>`);
+  }
+}
+
+/**
  * Kaniko's lookup: an absolute --dockerfile as is; a relative one relative to the current
  * directory when it exists there, else relative to the context.
  */
@@ -324,7 +342,9 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
       });
     } else {
       const dir = resolve(loc.dir);
-      context = await openDirContext({ dir, dockerfilePath: dockerfileLocation(o.dockerfile, dir, existsSync), signal: controller.signal });
+      const dockerfilePath = dockerfileLocation(o.dockerfile, dir, existsSync);
+      if (!existsSync(dockerfilePath)) assertContextPresent(dir, o.context);
+      context = await openDirContext({ dir, dockerfilePath, signal: controller.signal });
     }
     const opened = context;
     cleanups.push(() => opened.close());
@@ -344,6 +364,11 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
       signal: controller.signal,
     });
     cleanups.push(() => ports.close());
+    // Said once per build: which sandbox RUN steps get and why (inside a container it is usually
+    // chroot, which is not a security boundary — the user must know).
+    if (!['panic', 'fatal', 'error'].includes(o.verbosity)) {
+      process.stderr.write(`stowage executor: RUN isolation: ${ports.isolation.isolation} (${ports.isolation.reason}); snapshotter: ${ports.engine.snapshotter.name}\n`);
+    }
     const stepCache = o.cache ? await openExecutorStepCache(o, registryRefs, ports) : undefined;
     if (stepCache) {
       cleanups.push(async () => {

@@ -380,6 +380,8 @@ export interface EngineSetup {
    * pushed through the shared pusher). Call `flush()` before exiting so background pushes finish.
    */
   createStepCache(options: { repo?: string; ttlMs?: number; warn(message: string): void }): StepCache;
+  /** How RUN steps are isolated and why (detected for `auto`), for the one line the CLI prints. */
+  isolation: { isolation: 'bwrap' | 'chroot' | 'none'; reason: string };
   close(): Promise<void>;
 }
 
@@ -408,7 +410,8 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
   const pusher = new Pusher({ client, ...(o.pushConcurrency !== undefined ? { concurrencyPerRegistry: o.pushConcurrency } : {}) });
   const unpacked = new UnpackedLayerStore(o.cacheDir);
   const snapshotter = await snapshot.createSnapshotter({ kind: o.snapshotter, workRoot: join(o.cacheDir, 'work'), signal: o.signal });
-  const isolation = o.isolation === 'auto' ? (await sandbox.detectIsolation(o.signal)).isolation : o.isolation;
+  const isolationChoice = o.isolation === 'auto' ? await sandbox.detectIsolation(o.signal) : { isolation: o.isolation, reason: `chosen with --isolation=${o.isolation}` };
+  const isolation = isolationChoice.isolation;
   const pulled = new Map<string, Promise<Image>>();
   const registryImages: ImageSource = {
     async resolve(ref, platform, signal) {
@@ -438,6 +441,7 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
   };
   return {
     engine,
+    isolation: isolationChoice,
     push: async (image, refText, signal) => {
       const ref = parseReference(refText);
       await pusher.push({ registry: ref.registry, repository: ref.repository, tags: ref.tag ? [ref.tag] : [], root: image }, signal);

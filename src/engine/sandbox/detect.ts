@@ -39,13 +39,22 @@ function probe(file: string, args: string[], signal: AbortSignal): Promise<Probe
   });
 }
 
+/** bubblewrap's messages for a refused unshare/clone (kernel setting, seccomp or missing capability). */
+const NAMESPACE_REFUSED = /No permissions to create new namespace|Creating new namespace failed|unshare failed|setting up uid map|Operation not permitted/i;
+
 export async function detectIsolation(signal: AbortSignal, tools: HostTools = defaultHostTools()): Promise<IsolationChoice> {
   const asRoot = process.getuid?.() === 0;
   // The same namespaces a step uses; `--unshare-all` adds user/cgroup namespaces where possible.
   const bw = await probe(tools.bwrap, ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', 'true'], signal);
   signal.throwIfAborted();
   if (bw.ok) return { isolation: 'bwrap', reason: `bubblewrap (${tools.bwrap}) can create mount, pid, ipc, uts and net namespaces` };
-  const bwrapProblem = bw.missing ? 'bubblewrap is not installed (Debian package bubblewrap)' : explainBwrapFailure(bw.stderr, asRoot).message;
+  const bwrapProblem = bw.missing
+    ? 'bubblewrap is not installed (Debian package bubblewrap)'
+    : NAMESPACE_REFUSED.test(bw.stderr)
+      ? // bwrap's own text blames the kernel's userns setting; in a container it is the missing
+        // CAP_SYS_ADMIN / seccomp profile, so name both rather than mislead.
+        `bubblewrap cannot create namespaces here (${asRoot ? 'no CAP_SYS_ADMIN, or a seccomp profile that refuses unshare/mount, as in an unprivileged container' : 'unprivileged user namespaces are disabled or refused'})`
+      : explainBwrapFailure(bw.stderr, asRoot).message;
 
   const ch = await probe(tools.chroot, ['/', 'true'], signal);
   signal.throwIfAborted();
