@@ -110,6 +110,7 @@ async function parseArgs(argv: string[]): Promise<CliArgs> {
   if (casesDir !== undefined) return { cases: await Promise.all(listCaseDirs(casesDir).map((d) => caseFromDirectory(d))), ...keep };
   if (positional.length === 0) throw new Error('usage: npm run compare -- <Dockerfile> [<context>] | <case-dir>... [--build-arg K=V] [--target T] | --cases <dir>');
   const first = resolvePath(positional[0]!);
+  for (const p of positional) if (!existsSync(p)) throw new Error(`${p}: no such Dockerfile, context or case directory`);
   if (positional.every((p) => existsSync(join(p, 'Dockerfile')))) {
     // One or more case directories.
     const cases = await Promise.all(positional.map((p) => caseFromDirectory(p)));
