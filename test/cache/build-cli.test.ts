@@ -68,7 +68,7 @@ before(async () => {
   writeFileSync(join(dir, 'svc', 'Dockerfile'), 'FROM image:base\nARG N\nCOPY common.txt /srv/common.txt\nCOPY n${N}.txt /srv/own.txt\nRUN ["/bin/busybox", "sh", "-c", "/bin/busybox cat /srv/common.txt /srv/own.txt > /srv/all"]\nCMD ["/srv/all"]\n');
   writeFileSync(join(dir, 'svc', 'common.txt'), 'common\n');
   const images = [`  base:\n    context: base\n    destinations: [${registry.host}/c/base:1]`];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 2; i++) {
     writeFileSync(join(dir, 'svc', `n${i}.txt`), `svc ${i}\n`);
     images.push(`  svc${i}:\n    context: svc\n    args: { N: "${i}" }\n    destinations: [${registry.host}/c/svc${i}:1]`);
   }
@@ -87,7 +87,7 @@ test('warm rebuild: every step hits, zero blob uploads, identical digests; one f
   assert.ok(uploads(cold.meta) > 0);
 
   const warm = await buildWithMeta();
-  for (const name of ['base', 'svc0', 'svc1', 'svc2']) {
+  for (const name of ['base', 'svc0', 'svc1']) {
     assert.equal(warm.meta.images[name]!.digest, cold.meta.images[name]!.digest, `${name}: identical digest`);
   }
   assert.equal(warm.meta.images['base']!.cacheHits, 2);
@@ -106,9 +106,9 @@ test('warm rebuild: every step hits, zero blob uploads, identical digests; one f
   assert.notEqual(edited.meta.images['svc1']!.digest, cold.meta.images['svc1']!.digest);
   assert.equal(edited.meta.images['svc0']!.digest, cold.meta.images['svc0']!.digest);
 
-  const nocache = await buildWithMeta(['--no-cache', 'svc2']);
-  assert.deepEqual(ranSteps(nocache.stderr).get('svc2'), [2, 3, 4, 5, 6]);
-  assert.equal(nocache.meta.images['svc2']!.cacheHits ?? 0, 0);
+  const nocache = await buildWithMeta(['--no-cache', 'svc0']);
+  assert.deepEqual(ranSteps(nocache.stderr).get('svc0'), [2, 3, 4, 5, 6]);
+  assert.equal(nocache.meta.images['svc0']!.cacheHits ?? 0, 0);
 });
 
 test('plan shows per step whether it would hit the local cache, with keys in JSON', async () => {

@@ -6,6 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { startRegistry, freePort, type TestRegistry } from '../helpers/registry.js';
 import { cacheFixture, cachedBuild, type CacheFixture } from './helpers.js';
 
@@ -62,3 +64,31 @@ test('a registry cache that is down is one warning; the build succeeds and runs 
   assert.ok(r.warnings.length <= 2, r.warnings.join('\n'));
   assert.ok(r.image.digest.startsWith('sha256:'));
 });
+
+test('stowage executor --cache=true --cache-repo: a second machine restores the steps from the registry', async () => {
+  const ctx = join(fx.root, 'exec-context');
+  mkdirSync(ctx, { recursive: true });
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY f.txt /f.txt\nLABEL k=v\n');
+  writeFileSync(join(ctx, 'f.txt'), 'executor\n');
+  const exec = (cacheDir: string) =>
+    runStowage(['executor', '-c', ctx, '-d', `oci:${join(fx.root, 'exec-out')}:t`, '--cache=true', '--cache-repo', `${registry.host}/exec/cache`, '--cache-dir', join(fx.root, cacheDir)]);
+  const a = await exec('exec-a');
+  assert.equal(a.code, 0, a.stderr);
+  assert.doesNotMatch(a.stderr, /CACHED/);
+  const b = await exec('exec-b');
+  assert.equal(b.code, 0, b.stderr);
+  assert.equal((b.stderr.match(/CACHED \(remote\)/g) ?? []).length, 2, b.stderr);
+  assert.equal(b.stdout, a.stdout, 'same digest printed');
+});
+
+function runStowage(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(process.cwd(), 'bin', 'stowage'), args, { env: { ...process.env, CI: 'true' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
