@@ -5,6 +5,7 @@
  * Parsing is pure (`parseExecutorArgs`); the build modules are imported only after the flags are
  * valid, so `--help` and usage errors stay cheap and never touch the filesystem.
  */
+import { setMaxListeners } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { StowageError } from '../util/errors.js';
@@ -326,6 +327,10 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
   ]);
   for (const d of o.destinations) parseDestination(d);
   const controller = new AbortController();
+  // Every in-flight registry request, layer unpack and child process listens on this one signal;
+  // with concurrent pushes that is legitimately more than Node's default 10, and the
+  // MaxListenersExceededWarning it would print is noise in the user's build log.
+  setMaxListeners(0, controller.signal);
   const onSignal = (sig: NodeJS.Signals) => controller.abort(new StowageError('build/interrupted', `interrupted by ${sig}; nothing was written to the destinations not yet done`));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
