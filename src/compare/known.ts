@@ -61,6 +61,19 @@ function addChownUserOnlyDests(dockerfile: string): string[] {
   });
 }
 
+/** Absolute `RUN --mount` targets with every ancestor directory. */
+function runMountTargetAncestors(dockerfile: string): Set<string> {
+  const out = new Set<string>();
+  for (const [kw, rest] of instructions(dockerfile)) {
+    if (kw !== 'RUN') continue;
+    for (const m of rest.matchAll(/--mount=\S*?\b(?:target|dst|destination)=(\/[^,\s]*)/g)) {
+      const parts = m[1]!.split('/').filter((p) => p !== '');
+      for (let i = 1; i <= parts.length; i++) out.add('/' + parts.slice(0, i).join('/'));
+    }
+  }
+  return out;
+}
+
 /** Destinations (absolute, no trailing slash) of COPY/ADD lines that read the build context (no --from). */
 function contextCopyDests(dockerfile: string): string[] {
   return instructions(dockerfile).flatMap(([kw, rest]) => {
@@ -90,6 +103,10 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     reason: 'buildah 1.28 bug: RUN mount points (/dev /proc /sys /run /etc/hosts …) stay in the layer as empty stubs; BuildKit and stowage remove them (A21)',
     matches: (d) =>
       d.kind === 'only-in-buildah' && BUILDAH_RUN_STUBS.has(d.path) && (d.buildah.type === 'dir' || (d.buildah.type === 'file' && d.buildah.size === 0)),
+  },
+  {
+    reason: 'buildah 1.28 bug: directories it creates to hold RUN --mount targets stay in the layer; BuildKit and stowage remove the stubs (A21)',
+    matches: (d, ctx) => d.kind === 'only-in-buildah' && d.buildah.type === 'dir' && runMountTargetAncestors(ctx.dockerfile).has(d.path),
   },
   {
     reason: 'buildah stamps its own version label (io.buildah.version)',
