@@ -55,9 +55,8 @@ function run(cmd: string, args: string[], cwd: string, signal?: AbortSignal): Pr
   });
 }
 
-async function mountOverlay(rf: OverlayRootfs, signal?: AbortSignal): Promise<void> {
-  mkdirSync(rf.upper, { mode: 0o755 });
-  mkdirSync(`${rf.workDir}/w${rf.upperIndex}`);
+/** The mount option string for the rootfs' current lowers and upper. */
+function mountData(rf: OverlayRootfs): string {
   const lowers = rf.lowerLinks.length > 0 ? [...rf.lowerLinks].reverse() : ['empty'];
   const data = `lowerdir=${lowers.join(':')},upperdir=u${rf.upperIndex},workdir=w${rf.upperIndex},redirect_dir=off,index=off,metacopy=off`;
   if (data.length > MAX_MOUNT_DATA) {
@@ -65,14 +64,42 @@ async function mountOverlay(rf: OverlayRootfs, signal?: AbortSignal): Promise<vo
       hint: 'use the walk snapshotter (--snapshotter=walk) for images with this many layers',
     });
   }
+  return data;
+}
+
+function mountFailed(e: unknown): StowageError {
+  return new StowageError('snapshot/overlay-mount-failed', `cannot mount the overlay rootfs: ${(e as Error).message}`, {
+    hint: 'overlay needs root (or a user namespace that may mount); use --snapshotter=walk otherwise',
+    cause: e,
+  });
+}
+
+async function mountOverlay(rf: OverlayRootfs, signal?: AbortSignal): Promise<void> {
+  mkdirSync(rf.upper, { mode: 0o755 });
+  mkdirSync(`${rf.workDir}/w${rf.upperIndex}`);
+  const data = mountData(rf);
   try {
     // Relative option paths resolve against cwd (the work dir), keeping the option string short.
     await run('mount', ['-t', 'overlay', 'overlay', '-o', data, rf.path], rf.workDir, signal);
   } catch (e) {
-    throw new StowageError('snapshot/overlay-mount-failed', `cannot mount the overlay rootfs: ${(e as Error).message}`, {
-      hint: 'overlay needs root (or a user namespace that may mount); use --snapshotter=walk otherwise',
-      cause: e,
-    });
+    throw mountFailed(e);
+  }
+  rf.mounted = true;
+}
+
+/**
+ * Unmounts and mounts again over the (already extended) lowers with a fresh upper, in one child
+ * process: a spawn from a large Node process costs tens of milliseconds, and this runs per step.
+ */
+async function remountOverlay(rf: OverlayRootfs, signal?: AbortSignal): Promise<void> {
+  mkdirSync(rf.upper, { mode: 0o755 });
+  mkdirSync(`${rf.workDir}/w${rf.upperIndex}`);
+  const data = mountData(rf);
+  rf.mounted = false;
+  try {
+    await run('sh', ['-c', 'umount "$1" 2>/dev/null || umount -l "$1" || exit 1; exec mount -t overlay overlay -o "$2" "$1"', 'sh', rf.path, data], rf.workDir, signal);
+  } catch (e) {
+    throw mountFailed(e);
   }
   rf.mounted = true;
 }
@@ -112,7 +139,8 @@ export class OverlaySnapshotter implements Snapshotter {
   async snapshot(rootfs: Rootfs, options: SnapshotOptions = {}): Promise<ChangeSet> {
     const rf = asOverlay(rootfs);
     const ignore = ignoreSet([...rf.ignore], options.ignore);
-    await unmount(rf);
+    // The step has finished, so nothing writes the upper: it can be read while still mounted, and
+    // the remount (which turns it into a lower) overlaps with reading its xattrs.
     const upper = rf.upper;
     const tree = scanTree(upper, { noDescend: ignore });
     const deletions: string[] = [];
@@ -131,7 +159,10 @@ export class OverlaySnapshotter implements Snapshotter {
       keep.push(rel);
       if (r.type === 'dir') dirs.push(rel);
     }
-    const { xattrs } = await readXattrs(keep.map((p) => `${upper}/${p}`), options.signal);
+    // Commit: this upper becomes the top lower; the next step writes into a fresh one.
+    addLower(rf, upper);
+    rf.upperIndex++;
+    const [{ xattrs }] = await Promise.all([readXattrs(keep.map((p) => `${upper}/${p}`), options.signal), remountOverlay(rf, options.signal)]);
     const opaqueDirs = dirs.filter((d) => {
       const x = xattrs.get(`${upper}/${d}`);
       const v = x?.['trusted.overlay.opaque'] ?? x?.['user.overlay.opaque'];
@@ -142,10 +173,6 @@ export class OverlaySnapshotter implements Snapshotter {
       const e = toChangeEntry(p, `${upper}/${p}`, tree.get(p)!, xattrs.get(`${upper}/${p}`));
       if (e) entries.push(e);
     }
-    // Commit: this upper becomes the top lower; the next step writes into a fresh one.
-    addLower(rf, upper);
-    rf.upperIndex++;
-    await mountOverlay(rf, options.signal);
     return { entries, deletions, opaqueDirs };
   }
 
