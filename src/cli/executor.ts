@@ -371,7 +371,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
     cleanups.push(() => ports.close());
     // Said once per build: which sandbox RUN steps get and why (inside a container it is usually
     // chroot, which is not a security boundary — the user must know).
-    if (!['panic', 'fatal', 'error'].includes(o.verbosity)) {
+    if (['info', 'debug', 'trace'].includes(o.verbosity)) {
       process.stderr.write(`stowage executor: RUN isolation: ${ports.isolation.isolation} (${ports.isolation.reason}); snapshotter: ${ports.engine.snapshotter.name}\n`);
     }
     const stepCache = o.cache ? await openExecutorStepCache(o, registryRefs, ports) : undefined;
