@@ -169,7 +169,7 @@ test('bad input: no config.json for a registry that needs credentials → one er
   });
   t.diagnostic(r.stderr.trim());
   assert.notEqual(r.code, 0);
-  const errors = r.stderr.split('\n').filter((l) => l.startsWith('stowage'));
+  const errors = r.stderr.split('\n').filter((l) => /^stowage[^:]*: error/.test(l));
   assert.equal(errors.length, 1, r.stderr);
   assert.match(errors[0]!, new RegExp(registry.host.replace(/\./g, '\\.')));
   assert.match(r.stderr, /hint: .*(config\.json|DOCKER_CONFIG|docker login)/, r.stderr);

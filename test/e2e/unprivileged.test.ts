@@ -158,7 +158,7 @@ test('bad input: no context mounted → one error saying what to mount', async (
   const r = await runExecutorContainer({ mountContext: false, args: ['--context', '/workspace', '--dockerfile', 'Dockerfile', '--destination', `${registry!.host}/e2e/app:nothing`] });
   t.diagnostic(r.stderr.trim());
   assert.notEqual(r.code, 0);
-  const errors = r.stderr.split('\n').filter((l) => l.startsWith('stowage'));
+  const errors = r.stderr.split('\n').filter((l) => /^stowage[^:]*: error/.test(l));
   assert.equal(errors.length, 1, r.stderr);
   assert.match(errors[0]!, /the build context \/workspace is empty/, r.stderr);
   assert.match(r.stderr, /hint: mount the context there/, r.stderr);
