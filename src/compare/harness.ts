@@ -201,7 +201,10 @@ export async function compareCase(c: CompareCase, env: CompareEnvironment): Prom
   }
 }
 
-/** A fixture directory: `Dockerfile`, optional `Dockerfile.buildah`, optional `build-args` (K=V lines), context = `context/` or the dir. */
+/**
+ * A fixture directory: `Dockerfile`, optional `Dockerfile.buildah`, optional `build-args` (K=V
+ * lines), optional `target` (the stage name), context = `context/` or the dir.
+ */
 export async function caseFromDirectory(dir: string): Promise<CompareCase> {
   const abs = resolvePath(dir);
   const name = abs.slice(abs.lastIndexOf('/') + 1);
@@ -216,11 +219,14 @@ export async function caseFromDirectory(dir: string): Promise<CompareCase> {
     }
   }
   const contextDir = existsSync(join(abs, 'context')) ? join(abs, 'context') : abs;
+  const targetFile = join(abs, 'target');
+  const target = existsSync(targetFile) ? (await readFile(targetFile, 'utf8')).trim() : '';
   return {
     name,
     dockerfile: join(abs, 'Dockerfile'),
     contextDir,
     ...(existsSync(join(abs, 'Dockerfile.buildah')) ? { buildahDockerfile: join(abs, 'Dockerfile.buildah') } : {}),
     buildArgs,
+    ...(target !== '' ? { target } : {}),
   };
 }

@@ -109,6 +109,16 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
     matches: (d, ctx) => d.kind === 'only-in-buildah' && d.buildah.type === 'dir' && runMountTargetAncestors(ctx.dockerfile).has(d.path),
   },
   {
+    reason: 'buildah 1.28 gap: an ARG declared in a stage is not in scope in stages built FROM it; BuildKit inherits it (A7)',
+    // The stages case prints `[${STAGE_ARG:-unset}]` from child stages of the one declaring it.
+    matches: (d, ctx) =>
+      d.kind === 'content' &&
+      ctx.caseName === 'stages' &&
+      d.stowage.preview !== undefined &&
+      d.stowage.preview.includes('[base-arg]') &&
+      d.buildah.preview === d.stowage.preview.replace('[base-arg]', '[unset]'),
+  },
+  {
     reason: 'buildah stamps its own version label (io.buildah.version)',
     matches: (d) => d.kind === 'config' && d.field === 'Labels' && d.key === 'io.buildah.version' && d.stowage === undefined,
   },
