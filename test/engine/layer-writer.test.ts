@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { constants as zlibConstants, gzipSync, gunzipSync } from 'node:zlib';
@@ -125,6 +125,35 @@ describe('writeLayer', () => {
     // GNU tar agrees on the PAX mtime.
     const full = execFileSync('tar', ['--full-time', '-tvf', store.pathOf(a.descriptor.digest), 'usr/bin/hello'], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
     assert.match(full, /2023-11-14 22:13:20\.123456789/);
+  });
+
+  it('packs small files into batches and streams files larger than a batch, byte-exact through GNU tar', async () => {
+    const dir = join(tmp.path, 'sizes');
+    mkdirSync(dir);
+    // Sizes around the 1 MiB batch and the 512-byte block: a batch filled exactly, one overflowing,
+    // a file bigger than a batch between small ones, empty files.
+    const sizes = [0, 1, 511, 512, 513, 1024 * 1024 - 1024, 700_000, 3 * 1024 * 1024 + 5, 10, 1024 * 1024, 0, 999_999];
+    const entries = sizes.map((size, i) => {
+      const name = `f${String(i).padStart(2, '0')}`;
+      writeFileSync(join(dir, name), randomBytes(size));
+      return entry(`d/${name}`, 'file', { size, source: join(dir, name) });
+    });
+    const r = await writeLayer({ entries: [entry('d', 'dir'), ...entries], deletions: [], opaqueDirs: [] }, store);
+    const out = join(tmp.path, 'sizes-out');
+    mkdirSync(out);
+    execFileSync('tar', ['-xzf', store.pathOf(r.descriptor.digest), '-C', out]);
+    for (let i = 0; i < sizes.length; i++) {
+      const name = `f${String(i).padStart(2, '0')}`;
+      assert.ok(readFileSync(join(out, 'd', name)).equals(readFileSync(join(dir, name))), `${name} (${sizes[i]} bytes)`);
+    }
+    assert.equal(r.tarSize % 512, 0);
+  });
+
+  it('refuses a source that is a symlink (never follows one out of the rootfs)', async () => {
+    const link = join(tmp.path, 'src/link-to-hello');
+    symlinkSync(join(tmp.path, 'src/hello'), link);
+    const bad: ChangeSet = { entries: [entry('f', 'file', { size: 12, source: link })], deletions: [], opaqueDirs: [] };
+    await assert.rejects(writeLayer(bad, store), (e: NodeJS.ErrnoException) => e.code === 'ELOOP');
   });
 
   it('stops on abort without leaving a temp file', async () => {
