@@ -379,6 +379,14 @@ async function runWithoutNamespaces(ctx: StepContext & { isolation: 'chroot' | '
   const { options, rootfs, stubs, tools } = ctx;
   const { uid, gid, supplementaryGids } = options.user;
   const asRoot = process.getuid?.() === 0;
+  if (ctx.isolation === 'none' && rootfs !== '/') {
+    // Without chroot the step's `/` is the container's, not the stage's rootfs: `RUN echo x > /f`
+    // would succeed and the image would silently lack /f. Refuse rather than build a wrong image
+    // (Kaniko-style none needs the rootfs to be `/` itself, which the engine does not do yet).
+    throw new StowageError('engine/isolation-none-unsupported', `--isolation=none cannot run this RUN step: the stage's root filesystem is ${rootfs}, not /, so what the step writes to absolute paths would be missing from the image`, {
+      hint: 'grant CAP_SYS_CHROOT and use --isolation=chroot (the surrounding container stays the security boundary), or run stowage where bubblewrap can create namespaces',
+    });
+  }
   for (const m of ctx.mounts) {
     switch (m.kind) {
       case 'bind':
