@@ -243,7 +243,7 @@ test('the image: Kaniko-like entrypoint and layout, production dependencies only
 
 test(
   'the fallback the error offers: --isolation=none in a throwaway container with no capabilities puts RUN output into the image',
-  { todo: 'engine: --isolation=none runs steps against the container\'s own / while the rootfs is a private copy, so RUN writes miss the image (reported to the sandbox owner)' },
+  { todo: 'engine: Kaniko-style --isolation=none (the container\'s / as the rootfs) is not implemented; runStep now refuses instead of silently dropping RUN writes (test/e2e/isolation-none.test.ts)' },
   async () => {
     const noneCtx = join(work, 'none-context');
     mkdirSync(noneCtx);
