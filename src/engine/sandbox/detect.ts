@@ -67,7 +67,8 @@ export async function detectIsolation(signal: AbortSignal, tools: HostTools = de
   throw new StowageError('engine/no-isolation', `cannot sandbox RUN steps here: ${bwrapProblem}; and chroot is not permitted (${ch.stderr.trim() || 'missing CAP_SYS_CHROOT'})`, {
     hint:
       'install bubblewrap and allow namespaces (root, or unprivileged user namespaces), or grant CAP_SYS_CHROOT for --isolation=chroot; ' +
-      'as a last resort inside a throwaway container, --isolation=none runs steps directly in that container (no isolation at all: steps see and can change everything the container has)',
+      'the last resort, --isolation=none (steps run directly in a throwaway container, no isolation at all: they see and can change everything the container has), ' +
+      'is not available yet: it needs the container\'s own / as the build root, which stowage does not do yet',
   });
 }
 
