@@ -2,16 +2,16 @@
  * The spec's JSON Schema (schema/stowage.schema.json) and its validation, with every ajv error
  * mapped back to the YAML node it is about.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import Ajv2020Module from 'ajv/dist/2020.js';
+import type Ajv2020Module from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { Diagnostic } from '../util/errors.js';
 import { didYouMean } from '../util/levenshtein.js';
 import type { DataPath, Located } from './yaml.js';
 
-// ajv is CommonJS: at runtime the default import is the class itself; the typings say `.default`.
-const Ajv2020 = Ajv2020Module as unknown as typeof Ajv2020Module.default;
 
 /** Absolute path of the schema file (the same relative place from src/spec and dist/spec). */
 export function schemaPath(): string {
@@ -24,7 +24,25 @@ export function readSchemaText(): string {
 
 export type SpecValidator = ValidateFunction;
 
+/**
+ * The validator precompiled by scripts/gen-validator.mjs at build time, when it was made from this
+ * exact schema text: loading it costs a few milliseconds, compiling the schema with ajv ~0.5 s.
+ */
+function precompiledValidator(schemaText: string): SpecValidator | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    const mod = require('./spec-validator.generated.cjs') as SpecValidator & { schemaSha256?: string };
+    return mod.schemaSha256 === createHash('sha256').update(schemaText).digest('hex') ? mod : undefined;
+  } catch {
+    return undefined; // running from src/ (tests, tsx), or not built yet
+  }
+}
+
 export function createSpecValidator(schemaText: string = readSchemaText()): SpecValidator {
+  const ready = precompiledValidator(schemaText);
+  if (ready) return ready;
+  // ajv's compiler is loaded only on this slow path. It is CommonJS: the module is the class itself.
+  const Ajv2020 = createRequire(import.meta.url)('ajv/dist/2020.js') as typeof Ajv2020Module.default;
   const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
   return ajv.compile(JSON.parse(schemaText) as object);
 }
