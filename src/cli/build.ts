@@ -253,6 +253,8 @@ export async function runBuild(argv: string[]): Promise<number> {
       signal: controller.signal,
     });
     const engine = setup;
+    // Said once per run: which sandbox RUN steps get and why (chroot is no security boundary).
+    progress.info(`RUN isolation: ${engine.isolation.isolation} (${engine.isolation.reason}); snapshotter: ${engine.engine.snapshotter.name}`);
     const stepCache = values['no-cache'] ? undefined : await openStepCache(values['cache-repo'] as string | undefined, values['cache-ttl'] as string | undefined, spec.cache, engine, (m) => progress.warn(m));
     const buildLimit = pLimit(jobs);
 
