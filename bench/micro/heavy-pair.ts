@@ -86,6 +86,7 @@ async function main(): Promise<void> {
     console.log(`# heavy pair ${FILES} files / ${BYTES / 1e6} MB, snapshotter ${SNAPSHOTTER}, ${new Date().toISOString()}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     const st: ReturnType<typeof timed>[] = [];
     const bw: number[] = [];
+
     const small: ReturnType<typeof timed>[] = [];
     for (let i = 0; i < REPS; i++) {
       const rootfs = join(work, `rootfs-${i}`);
@@ -93,9 +94,11 @@ async function main(): Promise<void> {
       const g = timed('bwrap', bwrapArgs(rootfs, ['/bin/sh', '/bench/gen.sh', String(FILES), String(BYTES), '/data']), env);
       const m = timed('bwrap', bwrapArgs(rootfs, ['/bin/sh', '/bench/mutate.sh', '/data']), env);
       bw.push(g.wall + m.wall);
+
       rmSync(rootfs, { recursive: true, force: true });
       const s = exec('Dockerfile', i);
       st.push(s);
+      // (bwrap's own rusage does not include the sandboxed commands' CPU, so only wall is compared.)
       console.log(`run ${i}: commands alone ${bw[i]!.toFixed(0)} ms, stowage ${s.wall.toFixed(0)} ms (cpu ${s.cpu.toFixed(0)} ms, peak RSS ${s.rssMb.toFixed(0)} MB), load ${load()}`);
       small.push(exec('Dockerfile.small', 100 + i));
     }
