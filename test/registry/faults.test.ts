@@ -122,7 +122,10 @@ describe('registry faults through a proxy', () => {
       const gets = proxy.requests.filter((r) => r.method === 'GET' && r.path.includes(layer.descriptor.digest));
       assert.equal(gets.length, 2);
       assert.equal(gets[0]!.fault, 'drop-response');
-      assert.equal(gets[1]!.headers.range, 'bytes=100000-');
+      // The proxy sends 100,000 bytes then resets the connection; a reset may discard some of them in
+      // flight, so the client resumes from what it really received — more than nothing, at most that.
+      const resumedAt = Number(/^bytes=(\d+)-$/.exec(String(gets[1]!.headers.range))?.[1]);
+      assert.ok(resumedAt > 0 && resumedAt <= 100_000, `resumed with ${String(gets[1]!.headers.range)}`);
       assert.equal(gets[1]!.status, 206);
     } finally {
       await cleanup();
