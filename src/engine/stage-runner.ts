@@ -16,20 +16,7 @@ import { appendHistory, appendLayer, patchConfig, patchImageConfig, type ImageDr
 import { imageFromParts } from '../image/image.js';
 import type { Dockerfile, Instruction, Stage } from '../dockerfile/types.js';
 import { initialStageState, stageStartConfigPatch, type StageState } from '../dockerfile/stage-env.js';
-import type {
-  BuildEvent,
-  ImageSource,
-  LayerWriterPort,
-  SandboxPort,
-  SecretsProvider,
-  SnapshotterPort,
-  StageResult,
-  StageRootfs,
-  UnpackedLayer,
-  UnpackedLayersPort,
-} from './instructions/types.js';
-import type { BlobStore } from '../store/types.js';
-import type { BuildContext } from './context/context.js';
+import type { StageResult, StageRootfs, UnpackedLayer } from './instructions/types.js';
 import { executeInstruction, executeMetadataInstruction, touchesFilesystem } from './instructions/dispatch.js';
 import type { StepOutcome } from './instructions/outcome.js';
 import { baseParent, CACHE_KEY_VERSION, outputKey, stageFinalKey, stepKey, type BaseIdentity } from '../cache/keys.js';
@@ -37,35 +24,12 @@ import { decodeConfigPatch, encodeConfigPatch, type StepCacheEntry } from '../ca
 import type { StepCacheHit, StepCachePort } from '../cache/step-cache.js';
 import { collectStepInputs } from '../cache/inputs.js';
 import { withLocation } from './instructions/located.js';
+import type { StageOptions, StagePorts, StepEnvironment } from './instructions/types.js';
 
-export interface StagePorts {
-  store: BlobStore;
-  unpacked: UnpackedLayersPort;
-  snapshotter: SnapshotterPort;
-  layerWriter: LayerWriterPort;
-  sandbox: SandboxPort;
-  context: BuildContext;
-  /** Results of earlier stages of this Dockerfile, by stage index (FROM <stage>, COPY --from). */
-  stageResults: ReadonlyMap<number, StageResult>;
-  /** External images for COPY --from=<image> and RUN --mount from=<image>. */
-  images: ImageSource;
-  /** Rootfs of an external image (materialised once per build), for COPY --from=<image>. */
-  imageRootfs(ref: string, signal: AbortSignal): Promise<string>;
-}
+// Kept here too for callers that know these as the stage runner's types.
+export type { StageOptions, StagePorts, StepEnvironment } from './instructions/types.js';
 
-export interface StageOptions {
-  buildArgs: Readonly<Record<string, string>>;
-  platform: Platform;
-  /** Seconds; sets `created` and clamps layer mtimes (SOURCE_DATE_EPOCH / --reproducible). */
-  sourceDateEpoch?: number;
-  network: 'default' | 'none' | 'host';
-  secrets?: SecretsProvider;
-  cacheDir: string;
-  signal: AbortSignal;
-  onEvent?: (event: BuildEvent) => void;
-  /** Time used for `created` when no sourceDateEpoch is given; injected so results are testable. */
-  now?: () => Date;
-}
+
 
 export interface BuildStageRequest {
   stage: Stage;
@@ -87,15 +51,6 @@ export interface BuildStageRequest {
 }
 
 /** What an executor needs besides the instruction; one per stage run. */
-export interface StepEnvironment {
-  rootfs: StageRootfs;
-  dockerfilePath: string;
-  stageIndex: number;
-  /** The Dockerfile's escape character, for expanding words. */
-  escape: string;
-  ports: StagePorts;
-  options: StageOptions;
-}
 
 export function createdTime(options: Pick<StageOptions, 'sourceDateEpoch' | 'now'>): string {
   const d = options.sourceDateEpoch !== undefined ? new Date(options.sourceDateEpoch * 1000) : (options.now ?? (() => new Date()))();

@@ -5,7 +5,7 @@
 import type { AddInstruction } from '../../dockerfile/types.js';
 import { historyFor, type StageState } from '../../dockerfile/stage-env.js';
 import type { ImageConfig } from '../../image/types.js';
-import type { StepEnvironment } from '../stage-runner.js';
+import type { StepEnvironment } from './types.js';
 import { commitLayer } from './commit.js';
 import { copyFiles } from './copy.js';
 import type { StepOutcome } from './outcome.js';

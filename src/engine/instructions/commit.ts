@@ -1,5 +1,5 @@
 import type { Layer } from '../../image/blob.js';
-import type { StepEnvironment } from '../stage-runner.js';
+import type { StepEnvironment } from './types.js';
 
 /**
  * Snapshot what the step changed and write it as one deterministic layer into the store. Called for

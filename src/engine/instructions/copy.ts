@@ -12,7 +12,7 @@ import { canonicalRoot } from '../copy/in-root.js';
 import { addIntoRootfs, isUrl, type AddSource } from '../copy/add.js';
 import { resolveSourcesIn } from '../context/resolve.js';
 import { resolveChown } from '../passwd.js';
-import type { StepEnvironment } from '../stage-runner.js';
+import type { StepEnvironment } from './types.js';
 import { commitLayer } from './commit.js';
 import type { StepOutcome } from './outcome.js';
 import { withLocation } from './located.js';

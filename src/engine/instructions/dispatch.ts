@@ -6,7 +6,7 @@ import type { Instruction } from '../../dockerfile/types.js';
 import { applyMetadataInstruction, type StageState } from '../../dockerfile/stage-env.js';
 import type { ImageConfig } from '../../image/types.js';
 import { assertNever } from '../../util/errors.js';
-import type { StepEnvironment } from '../stage-runner.js';
+import type { StepEnvironment } from './types.js';
 import type { StepOutcome } from './outcome.js';
 import { executeRun } from './run.js';
 import { executeCopy } from './copy.js';

@@ -11,7 +11,7 @@ import { StowageError } from '../../util/errors.js';
 import { resolveUser } from '../passwd.js';
 import { runCommandArgv } from '../sandbox/run-command.js';
 import { mapRunMounts } from '../sandbox/run-mounts.js';
-import type { StepEnvironment } from '../stage-runner.js';
+import type { StepEnvironment } from './types.js';
 import { commitLayer } from './commit.js';
 import type { StepOutcome } from './outcome.js';
 import { withLocation } from './located.js';

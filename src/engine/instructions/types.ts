@@ -8,6 +8,7 @@
 import type { Image, Layer } from '../../image/blob.js';
 import type { ContainerConfig, Platform } from '../../image/types.js';
 import type { BlobStore } from '../../store/types.js';
+import type { BuildContext } from '../context/context.js';
 
 /** A filesystem a stage runs in; after each step `snapshot()` returns what the step changed. */
 export interface StageRootfs {
@@ -101,3 +102,44 @@ export interface StageResult {
 }
 
 export type { BlobStore, ContainerConfig };
+
+/** The real parts a stage's steps work with. */
+export interface StagePorts {
+  store: BlobStore;
+  unpacked: UnpackedLayersPort;
+  snapshotter: SnapshotterPort;
+  layerWriter: LayerWriterPort;
+  sandbox: SandboxPort;
+  context: BuildContext;
+  /** Results of earlier stages of this Dockerfile, by stage index (FROM <stage>, COPY --from). */
+  stageResults: ReadonlyMap<number, StageResult>;
+  /** External images for COPY --from=<image> and RUN --mount from=<image>. */
+  images: ImageSource;
+  /** Rootfs of an external image (materialised once per build), for COPY --from=<image>. */
+  imageRootfs(ref: string, signal: AbortSignal): Promise<string>;
+}
+
+export interface StageOptions {
+  buildArgs: Readonly<Record<string, string>>;
+  platform: Platform;
+  /** Seconds; sets `created` and clamps layer mtimes (SOURCE_DATE_EPOCH / --reproducible). */
+  sourceDateEpoch?: number;
+  network: 'default' | 'none' | 'host';
+  secrets?: SecretsProvider;
+  cacheDir: string;
+  signal: AbortSignal;
+  onEvent?: (event: BuildEvent) => void;
+  /** Time used for `created` when no sourceDateEpoch is given; injected so results are testable. */
+  now?: () => Date;
+}
+
+/** Everything an executing instruction needs: where to write, and through which ports. */
+export interface StepEnvironment {
+  rootfs: StageRootfs;
+  dockerfilePath: string;
+  stageIndex: number;
+  /** The Dockerfile's escape character, for expanding words. */
+  escape: string;
+  ports: StagePorts;
+  options: StageOptions;
+}

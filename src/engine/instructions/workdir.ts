@@ -9,7 +9,7 @@ import { applyMetadataInstruction, type StageState } from '../../dockerfile/stag
 import type { ImageConfig } from '../../image/types.js';
 import { canonicalRoot, resolveInRoot } from '../copy/in-root.js';
 import { resolveChown } from '../passwd.js';
-import type { StepEnvironment } from '../stage-runner.js';
+import type { StepEnvironment } from './types.js';
 import { commitLayer } from './commit.js';
 import type { StepOutcome } from './outcome.js';
 import { withLocation } from './located.js';
