@@ -34,6 +34,18 @@ export function isFileBacked(b: Blob): b is FileBackedBlob {
   return typeof (b as Partial<FileBackedBlob>).path === 'string';
 }
 
+/**
+ * Optional capability: the file's bytes were verified against the digest when they were stored and
+ * the file is never modified (the local blob store), so it may be copied without re-hashing.
+ */
+export interface VerifiedFileBlob extends FileBackedBlob {
+  readonly verified: true;
+}
+
+export function isVerifiedFile(b: Blob): b is VerifiedFileBlob {
+  return isFileBacked(b) && (b as Partial<VerifiedFileBlob>).verified === true;
+}
+
 /** A single-platform image: manifest and config are small and held as bytes. */
 export interface Image {
   readonly manifest: ImageManifest;

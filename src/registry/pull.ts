@@ -10,7 +10,7 @@ import { StowageError, isAbortError } from '../util/errors.js';
 import { isDigest, sha256Digest, type Digest } from '../image/digest.js';
 import { MANIFEST_ACCEPT, isIndexMediaType, isManifestMediaType } from '../image/media-types.js';
 import type { Descriptor, Platform } from '../image/types.js';
-import type { FileBackedBlob, Image, Layer, MountableBlob } from '../image/blob.js';
+import type { Image, Layer, MountableBlob, VerifiedFileBlob } from '../image/blob.js';
 import { imageFromBytes } from '../image/image.js';
 import { parseIndex, parseManifest } from '../image/parse.js';
 import { formatPlatform, hostPlatform, isAttestation, matchPlatform } from '../image/platform.js';
@@ -272,7 +272,9 @@ async function drained(sink: PassThrough, stored: Promise<unknown>): Promise<voi
 // ---- images ----
 
 /** A layer stored locally whose origin repository is known, so a push can mount it. */
-class StoredLayer implements Layer, MountableBlob, FileBackedBlob {
+class StoredLayer implements Layer, MountableBlob, VerifiedFileBlob {
+  /** Fetched with its digest verified into the store, which never modifies it. */
+  readonly verified = true as const;
   constructor(
     readonly descriptor: Descriptor,
     readonly diffId: Digest,

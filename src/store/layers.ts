@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { addAbortSignal } from 'node:stream';
-import type { Blob, FileBackedBlob, Layer } from '../image/blob.js';
+import type { Blob, FileBackedBlob, Layer, VerifiedFileBlob } from '../image/blob.js';
 import type { Digest } from '../image/digest.js';
 import type { Descriptor } from '../image/types.js';
 import { StowageError } from '../util/errors.js';
@@ -33,7 +33,7 @@ export function fileLayer(path: string, descriptor: Descriptor, diffId: Digest):
   return { descriptor, diffId, path, open: (signal) => openFile(path, `layer ${descriptor.digest}`, signal) };
 }
 
-/** A layer kept in the blob store. */
-export function storeLayer(store: BlobStore, descriptor: Descriptor, diffId: Digest): Layer & FileBackedBlob {
-  return { descriptor, diffId, path: store.pathOf(descriptor.digest), open: (signal) => store.openRead(descriptor.digest, signal) };
+/** A layer kept in the blob store (verified when stored, never modified). */
+export function storeLayer(store: BlobStore, descriptor: Descriptor, diffId: Digest): Layer & VerifiedFileBlob {
+  return { descriptor, diffId, path: store.pathOf(descriptor.digest), verified: true, open: (signal) => store.openRead(descriptor.digest, signal) };
 }

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import type { Blob, Image } from '../image/blob.js';
+import { isVerifiedFile, type Blob, type Image } from '../image/blob.js';
 import { canonicalJson } from '../image/canonical.js';
 import { digestHex, sha256Digest, type Digest } from '../image/digest.js';
 import { bytesBlob, imageFromBytes, manifestDescriptor, toOciMediaTypes } from '../image/image.js';
@@ -61,11 +62,31 @@ function blobPath(dir: string, digest: Digest): string {
   return join(dir, 'blobs', 'sha256', digestHex(digest));
 }
 
+/**
+ * A blob already in the local store was verified when it was stored and is never modified: copy
+ * the file in the kernel (a reflink where the filesystem can) instead of streaming and re-hashing
+ * it. False when that is not possible (different filesystem rules, size changed): stream instead.
+ */
+async function copyTrustedFile(source: string, path: string, size: number, signal: AbortSignal | undefined): Promise<boolean> {
+  signal?.throwIfAborted();
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  try {
+    await copyFile(source, tmp, fsConstants.COPYFILE_FICLONE);
+    if ((await fileSize(tmp)) !== size) throw new Error('size changed');
+    await rename(tmp, path);
+    return true;
+  } catch {
+    await rm(tmp, { force: true });
+    return false;
+  }
+}
+
 /** Copies a blob into the layout unless a file of the right size is already there. */
 async function putBlob(dir: string, blob: Blob, signal: AbortSignal | undefined): Promise<void> {
   const { digest, size } = blob.descriptor;
   const path = blobPath(dir, digest);
   if ((await fileSize(path)) === size) return;
+  if (isVerifiedFile(blob) && (await copyTrustedFile(blob.path, path, size, signal))) return;
   await writeVerifiedFile(await blob.open(signal), path, {
     expected: digest,
     expectedSize: size,

@@ -182,7 +182,9 @@ test('a corrupt layer source is rejected and no index entry points at missing bl
   const layout = join(root, 'layout');
   await writeImageToLayout(layout, good, { tags: ['good'] });
   const img = await makeImage(store, [{ b: 'b' }], { platform });
-  const lying: Layer = { ...img.layers[0]!, open: async () => Readable.from([Buffer.from('not the layer')]) };
+  // A streamed source (not a verified store file, which is copied without re-hashing) that lies.
+  const { descriptor, diffId } = img.layers[0]!;
+  const lying: Layer = { descriptor, diffId, open: async () => Readable.from([Buffer.from('not the layer')]) };
   await assert.rejects(
     writeImageToLayout(layout, { ...img, layers: [lying] }, { tags: ['bad'] }),
     (e) => isStowageError(e) && (e.code === 'store/digest-mismatch' || e.code === 'store/size-mismatch'),
