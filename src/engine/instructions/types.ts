@@ -9,6 +9,7 @@ import type { Image, Layer } from '../../image/blob.js';
 import type { ContainerConfig, Platform } from '../../image/types.js';
 import type { BlobStore } from '../../store/types.js';
 import type { BuildContext } from '../context/context.js';
+import type { RunStepOptions } from '../sandbox/types.js';
 
 /** A filesystem a stage runs in; after each step `snapshot()` returns what the step changed. */
 export interface StageRootfs {
@@ -36,30 +37,9 @@ export interface UnpackedLayersPort {
   ensureUnpacked(layer: Layer, signal: AbortSignal): Promise<UnpackedLayer>;
 }
 
-export interface SandboxUser {
-  uid: number;
-  gid: number;
-  supplementaryGids: number[];
-}
-
-export type SandboxMountSpec =
-  | { kind: 'bind'; source: string; target: string; readonly: boolean }
-  | { kind: 'tmpfs'; target: string; sizeBytes?: number }
-  | { kind: 'file'; content: Buffer | string; target: string; mode: number; uid: number; gid: number };
-
-export interface RunStepRequest {
-  rootfs: string;
-  argv: string[];
-  env: string[];
-  cwd: string;
-  user: SandboxUser;
-  hostname?: string;
-  network: 'default' | 'none' | 'host';
-  mounts: SandboxMountSpec[];
-  signal: AbortSignal;
-  onOutput?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void;
-  tailLines?: number;
-}
+/** What the stage runner asks of the sandbox: its own options minus what the composition root fixes. */
+export type RunStepRequest = Omit<RunStepOptions, 'isolation' | 'tools'>;
+export type { SandboxMount as SandboxMountSpec, SandboxUser } from '../sandbox/types.js';
 
 export interface SandboxPort {
   runStep(request: RunStepRequest): Promise<{ exitCode: number; outputTail: string[] }>;
