@@ -124,7 +124,8 @@ function engineDestination(d: SpecDestination) {
 }
 
 function imageSize(image: Image): number {
-  return image.manifestBytes.length + image.config.rootfs.diff_ids.length * 0 + image.manifest.config.size + image.manifest.layers.reduce((n, l) => n + l.size, 0);
+  // What a registry stores for the image: manifest, config and (compressed) layers.
+  return image.manifestBytes.length + image.manifest.config.size + image.manifest.layers.reduce((n, l) => n + l.size, 0);
 }
 
 /** Writes `content` through a temp name so a reader never sees half a file. */
@@ -221,7 +222,6 @@ export async function runBuild(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
 
   const specImages = new Map(spec.images.map((i) => [i.name, i]));
-  const graphImages = new Map(graph.images.map((i) => [i.name, i]));
   const built = new Map<string, Promise<Image>>();
   const ownerOf = specImageResolver(spec);
   const records: Record<string, ImageRecord> = {};
@@ -388,7 +388,6 @@ export async function runBuild(argv: string[]): Promise<number> {
       ...(rec.error ? { error: rec.error } : rec.blockedBy ? { error: `not built: ${rec.blockedBy} failed` } : {}),
     };
   }
-  void graphImages;
 }
 
 /** The run's step cache: local always, the registry too with --cache-repo or the spec's `cache`. */
