@@ -317,6 +317,14 @@ describe('stat index', () => {
       const noDescend = new Set(['a[1]*', 'b c/d\ne']);
       const viaFind = await scanIndex(t.path, 'find', { noDescend });
       const viaNode = await scanIndex(t.path, 'node', { noDescend });
+      const scratchDir = tempDir('statidx-scratch');
+      try {
+        const viaFile = await scanIndex(t.path, 'find', { noDescend, scratchFile: join(scratchDir.path, 'index.tmp') });
+        assert.deepEqual(viaFile, viaFind, 'listing through a scratch file = through a pipe');
+        assert.deepEqual(readdirSync(scratchDir.path), [], 'the scratch file is removed');
+      } finally {
+        scratchDir.cleanup();
+      }
       const expected = ['a1b', 'a1b/y', 'a[1]*', 'b c', 'b c/d\ne', 'keep', 'keep/z', 'link'];
       assert.deepEqual([...viaFind.keys()].sort(), expected);
       assert.deepEqual([...viaNode.keys()].sort(), expected);

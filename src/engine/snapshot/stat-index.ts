@@ -8,13 +8,14 @@
  * is missing (busybox images) the same index comes from a synchronous Node walk.
  *
  * Record layout, space separated (the path is the key, not part of it):
- *   type mode uid gid size mtime ctime ino nlink dev [birth]   — birth (ns, from statx) for dirs only
+ *   type mode uid gid size mtime ctime ino [birth]   — birth (ns, from statx) for dirs only
+ * (no nlink or dev: a link count change also changes ctime, and a rootfs is one filesystem)
  * Field formats differ between the two scanners; a rootfs keeps the scanner it was prepared with, so
  * records are only ever compared with records from the same scanner. Birth time is what tells a
  * directory that was deleted and re-created (possibly on a reused inode) from one that was edited.
  */
 import { spawn } from 'node:child_process';
-import { lstatSync, readdirSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { StowageError, assertNever } from '../../util/errors.js';
 
 export type StatIndex = Map<string, string>;
@@ -24,14 +25,18 @@ export interface IndexScanOptions {
   /** Relative paths whose subtrees are not descended (the path itself is recorded). */
   noDescend?: ReadonlySet<string>;
   signal?: AbortSignal;
+  /** A file outside the scanned tree that GNU find may write its listing to (faster than a pipe). */
+  scratchFile?: string;
 }
 
 /** Field positions in a record. */
 export const REC_TYPE = 0;
 export const REC_INO = 7;
-export const REC_BIRTH = 10;
+export const REC_BIRTH = 8;
+/** Spaces before the path in a find record. */
+const FIELDS = 8;
 
-const FIND_FORMAT = '%y %m %U %G %s %T@ %C@ %i %n %D %P\\0';
+const FIND_FORMAT = '%y %m %U %G %s %T@ %C@ %i %P\\0';
 
 /** fnmatch pattern that matches `s` literally (find's -path). */
 function globLiteral(s: string): string {
@@ -55,9 +60,9 @@ function parseRecords(text: string, index: StatIndex): string {
   for (;;) {
     const end = text.indexOf('\0', start);
     if (end < 0) return text.slice(start);
-    // The path follows the 10th space; it may itself contain spaces.
+    // The path follows the 8th space; it may itself contain spaces.
     let sp = start;
-    for (let k = 0; k < 10; k++) sp = text.indexOf(' ', sp) + 1;
+    for (let k = 0; k < FIELDS; k++) sp = text.indexOf(' ', sp) + 1;
     index.set(text.slice(sp, end), text.slice(start, sp - 1));
     start = end + 1;
   }
@@ -80,20 +85,31 @@ async function scanWithFind(root: string, options: IndexScanOptions): Promise<St
     prune.forEach((p, i) => args.push(...(i > 0 ? ['-o'] : []), '-path', globLiteral(`${root}/${p}`)));
     args.push(')', '-prune');
   }
+  // find writes to a scratch file, not a pipe: a pipe's 64 KiB of buffer makes find and this
+  // process take turns (~40% slower on 100k entries); the file is parsed in one pass afterwards.
+  const scratch = options.scratchFile;
+  const fd = scratch === undefined ? undefined : openSync(scratch, 'w', 0o600);
   const index: StatIndex = new Map();
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('find', args, { stdio: ['ignore', 'pipe', 'pipe'], signal: options.signal });
-    let tail = '';
-    let err = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (c: string) => (tail = parseRecords(tail + c, index)));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0 && tail === '') resolve();
-      else reject(new StowageError('snapshot/scan-failed', `cannot scan ${root}: ${err.trim() || `find exited ${code}`}`));
+  try {
+    let text = '';
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('find', args, { stdio: ['ignore', fd ?? 'pipe', 'pipe'], signal: options.signal });
+      let err = '';
+      child.stdout?.setEncoding('utf8');
+      child.stdout?.on('data', (c: string) => (text = parseRecords(text + c, index)));
+      child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        if (code === 0) resolve();
+        else reject(new StowageError('snapshot/scan-failed', `cannot scan ${root}: ${err.trim() || `find exited ${code}`}`));
+      });
     });
-  });
+    if (scratch !== undefined) text = parseRecords(readFileSync(scratch, 'utf8'), index);
+    if (text !== '') throw new StowageError('snapshot/scan-failed', `cannot scan ${root}: find output ended mid-record`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+    if (scratch !== undefined) rmSync(scratch, { force: true });
+  }
   addDirBirths(root, index);
   return index;
 }
@@ -118,7 +134,7 @@ export function scanWithNode(root: string, options: Omit<IndexScanOptions, 'sign
       const st = lstatSync(childHost, { bigint: true, throwIfNoEntry: false });
       if (st === undefined) continue;
       const type = TYPE_CHAR[Number(st.mode & 0o170000n)] ?? 's';
-      let rec = `${type} ${st.mode & 0o7777n} ${st.uid} ${st.gid} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino} ${st.nlink} ${st.dev}`;
+      let rec = `${type} ${st.mode & 0o7777n} ${st.uid} ${st.gid} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino}`;
       if (type === 'd') rec += ` ${st.birthtimeNs}`;
       index.set(childRel, rec);
       if (type === 'd' && !noDescend.has(childRel)) walk(childHost, childRel);

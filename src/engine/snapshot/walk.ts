@@ -180,7 +180,7 @@ export class WalkSnapshotter implements Snapshotter {
     try {
       const rootfs = new WalkRootfs(this, path, workDir, ignoreSet(options.ignore ?? DEFAULT_IGNORE), await this.indexScanner(options.signal));
       await this.fill(path, options);
-      const scanOptions: IndexScanOptions = { noDescend: rootfs.ignore };
+      const scanOptions: IndexScanOptions = { noDescend: rootfs.ignore, scratchFile: `${workDir}/index.tmp` };
       if (options.signal) scanOptions.signal = options.signal;
       rootfs.index = await scanIndex(path, rootfs.scanner, scanOptions);
       return rootfs;
@@ -221,7 +221,7 @@ export class WalkSnapshotter implements Snapshotter {
   async snapshot(rootfs: Rootfs, options: SnapshotOptions = {}): Promise<ChangeSet> {
     const rf = asWalk(rootfs);
     const ignore = ignoreSet([...rf.ignore], options.ignore);
-    const scanOptions: IndexScanOptions = { noDescend: ignore };
+    const scanOptions: IndexScanOptions = { noDescend: ignore, scratchFile: `${rf.workDir}/index.tmp` };
     if (options.signal) scanOptions.signal = options.signal;
     // Ignored paths are never descended, so nothing in `now` lies inside one.
     const now = await scanIndex(rf.path, rf.scanner, scanOptions);
