@@ -6,7 +6,6 @@
  */
 import type { ContainerConfig } from '../image/types.js';
 import type { FsEntry } from './flatten.js';
-import { KNOWN_DIFFERENCES, type KnownDifference } from './known.js';
 
 /** The config fields the harness compares, in report order. */
 export const COMPARED_CONFIG_FIELDS = [
@@ -160,12 +159,6 @@ export interface CaseContext {
   buildahConfig: NormalizedConfig;
 }
 
-export function classify(differences: readonly Difference[], ctx: CaseContext, known: readonly KnownDifference[] = KNOWN_DIFFERENCES): ClassifiedDifference[] {
-  return differences.map((difference) => {
-    const hit = known.find((k) => k.matches(difference, ctx));
-    return hit ? { difference, known: hit.reason } : { difference };
-  });
-}
 
 function show(v: unknown): string {
   return v === undefined ? '(unset)' : JSON.stringify(v);

@@ -18,7 +18,8 @@ import { hostPlatform } from '../image/platform.js';
 import type { ContainerConfig } from '../image/types.js';
 import { readImageFromLayout } from '../store/oci-layout.js';
 import { StowageError } from '../util/errors.js';
-import { classify, diffConfigs, diffFilesystems, normalizeConfig, renderReport, type ClassifiedDifference } from './diff.js';
+import { diffConfigs, diffFilesystems, normalizeConfig, renderReport, type ClassifiedDifference } from './diff.js';
+import { classify } from './known.js';
 import { flattenImage } from './flatten.js';
 
 export interface CompareEnvironment {

@@ -5,7 +5,7 @@
  * Matchers are narrow on purpose (a path, a field, the instruction that caused it) so a new real
  * bug is not swallowed.
  */
-import type { CaseContext, Difference } from './diff.js';
+import type { CaseContext, ClassifiedDifference, Difference } from './diff.js';
 
 export interface KnownDifference {
   /** Shown after `known:` in the report. */
@@ -191,4 +191,12 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
 
 function canonical(v: unknown): string {
   return JSON.stringify(v);
+}
+
+/** Marks each difference known (with the table's reason) or leaves it unexpected. */
+export function classify(differences: readonly Difference[], ctx: CaseContext, known: readonly KnownDifference[] = KNOWN_DIFFERENCES): ClassifiedDifference[] {
+  return differences.map((difference) => {
+    const hit = known.find((k) => k.matches(difference, ctx));
+    return hit ? { difference, known: hit.reason } : { difference };
+  });
 }

@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tar from 'tar-stream';
 import { applyLayer, FlatTree, type FsEntry } from '../../src/compare/flatten.js';
-import { classify, diffConfigs, diffFilesystems, normalizeConfig, renderReport, type CaseContext } from '../../src/compare/diff.js';
+import { diffConfigs, diffFilesystems, normalizeConfig, renderReport, type CaseContext } from '../../src/compare/diff.js';
+import { classify } from '../../src/compare/known.js';
 import { caseFromDirectory, compareCase } from '../../src/compare/harness.js';
 import { listCaseDirs, openCompareEnvironment, type OpenedCompareEnvironment } from '../../scripts/compare.js';
 
