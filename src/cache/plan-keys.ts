@@ -11,7 +11,7 @@ import { applyMetadataInstruction, initialStageState, stageStartConfigPatch, typ
 import { emptyImageConfig } from '../image/mutate.js';
 import type { ContainerConfig, Platform } from '../image/types.js';
 import type { BuildContext } from '../engine/context/context.js';
-import { parseTriggers } from '../engine/base-image.js';
+import { parseTriggers } from '../dockerfile/onbuild-triggers.js';
 import { collectStepInputs } from './inputs.js';
 import { baseParent, stageFinalKey, stepKey, type BaseIdentity } from './keys.js';
 

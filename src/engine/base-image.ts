@@ -11,8 +11,7 @@ import { emptyImageConfig } from '../image/mutate.js';
 import { imageFromParts } from '../image/image.js';
 import type { Platform } from '../image/types.js';
 import type { Instruction } from '../dockerfile/types.js';
-import { parseDockerfile } from '../dockerfile/parse.js';
-import { StowageError } from '../util/errors.js';
+import { parseTriggers } from '../dockerfile/onbuild-triggers.js';
 import type { ImageSource, StageResult } from './instructions/types.js';
 
 export type StageBase = { kind: 'scratch' } | { kind: 'stage'; index: number } | { kind: 'image'; ref: string };
@@ -63,20 +62,4 @@ export async function resolveBase(options: {
   }
 }
 
-/**
- * Triggers are stored as Dockerfile text (heredocs re-attached); parsed as the body of a stage so
- * every instruction gets the same parsing and validation as if written in the child.
- */
-export function parseTriggers(triggers: readonly string[], from: string): Instruction[] {
-  if (triggers.length === 0) return [];
-  const file = `ONBUILD triggers of ${from}`;
-  const text = `FROM scratch\n${triggers.map((t) => (t.endsWith('\n') ? t : `${t}\n`)).join('')}`;
-  const parsed = parseDockerfile(text, { file });
-  const errors = parsed.diagnostics.filter((d) => d.severity === 'error');
-  if (errors.length > 0 || !parsed.dockerfile) {
-    throw new StowageError('build/bad-onbuild', `${file}: ${errors[0]?.message ?? 'cannot parse'}`, {
-      hint: 'the base image carries an ONBUILD trigger stowage cannot parse; rebuild the base without it',
-    });
-  }
-  return parsed.dockerfile.stages[0]?.instructions ?? [];
-}
+export { parseTriggers };
