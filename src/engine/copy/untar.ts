@@ -126,6 +126,18 @@ async function readHead(stream: Readable, n: number): Promise<Buffer> {
   return Buffer.concat(chunks).subarray(0, n);
 }
 
+/** The first bytes of a file, enough for every compression magic number. */
+async function readMagic(file: string): Promise<Buffer> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(8);
+    const { bytesRead } = await fh.read(buf, 0, 8, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * How a local file is to be extracted, or undefined if it is not a (possibly compressed) tar
  * archive. Detection is by content only, never the file name; an empty file is not an archive.
@@ -133,15 +145,7 @@ async function readHead(stream: Readable, n: number): Promise<Buffer> {
 export async function detectArchive(file: string, signal: AbortSignal): Promise<Compression | undefined> {
   const st = await fs.lstat(file);
   if (!st.isFile() || st.size === 0) return undefined;
-  const fh = await fs.open(file, 'r');
-  let head: Buffer;
-  try {
-    const buf = Buffer.alloc(8);
-    const { bytesRead } = await fh.read(buf, 0, 8, 0);
-    head = buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
+  const head = await readMagic(file);
   const compression = compressionOf(head);
   let block: Buffer;
   try {
@@ -166,15 +170,7 @@ export interface ExtractOptions {
 
 /** Extracts a tar file, detecting compression by content. */
 export async function extractTarFile(opts: ExtractOptions & { archivePath: string }): Promise<void> {
-  const fh = await fs.open(opts.archivePath, 'r');
-  let head: Buffer;
-  try {
-    const buf = Buffer.alloc(8);
-    const { bytesRead } = await fh.read(buf, 0, 8, 0);
-    head = buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
+  const head = await readMagic(opts.archivePath);
   await extractTarStream(openDecompressed(opts.archivePath, compressionOf(head), opts.signal), opts);
 }
 

@@ -15,8 +15,9 @@
  * directory that was deleted and re-created (possibly on a reused inode) from one that was edited.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, lstatSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { StowageError, assertNever } from '../../util/errors.js';
+import { walkTree } from './scan.js';
 
 export type StatIndex = Map<string, string>;
 export type IndexScanner = 'find' | 'node';
@@ -119,28 +120,12 @@ const TYPE_CHAR: Record<number, string> = { 0o100000: 'f', 0o040000: 'd', 0o1200
 /** The same index from a synchronous Node walk (no await per entry: several times faster). */
 export function scanWithNode(root: string, options: Omit<IndexScanOptions, 'signal'> = {}): StatIndex {
   const index: StatIndex = new Map();
-  const noDescend = options.noDescend ?? new Set<string>();
-  const walk = (host: string, rel: string): void => {
-    let names: string[];
-    try {
-      names = readdirSync(host);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
-    }
-    for (const name of names) {
-      const childRel = rel === '' ? name : `${rel}/${name}`;
-      const childHost = `${host}/${name}`;
-      const st = lstatSync(childHost, { bigint: true, throwIfNoEntry: false });
-      if (st === undefined) continue;
-      const type = TYPE_CHAR[Number(st.mode & 0o170000n)] ?? 's';
-      let rec = `${type} ${st.mode & 0o7777n} ${st.uid} ${st.gid} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino}`;
-      if (type === 'd') rec += ` ${st.birthtimeNs}`;
-      index.set(childRel, rec);
-      if (type === 'd' && !noDescend.has(childRel)) walk(childHost, childRel);
-    }
-  };
-  walk(root, '');
+  walkTree(root, options.noDescend ? { noDescend: options.noDescend } : {}, (rel, st) => {
+    const type = TYPE_CHAR[Number(st.mode & 0o170000n)] ?? 's';
+    let rec = `${type} ${st.mode & 0o7777n} ${st.uid} ${st.gid} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.ino}`;
+    if (type === 'd') rec += ` ${st.birthtimeNs}`;
+    index.set(rel, rec);
+  });
   return index;
 }
 
