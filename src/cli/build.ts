@@ -222,7 +222,8 @@ export async function runBuild(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
 
   const specImages = new Map(spec.images.map((i) => [i.name, i]));
-  const built = new Map<string, Promise<Image>>();
+  /** Images this run built, for dependents (which start only after their dependencies' jobs end). */
+  const built = new Map<string, Image>();
   const ownerOf = specImageResolver(spec);
   const records: Record<string, ImageRecord> = {};
   for (const g of graph.images) records[g.name] = { status: 'not-started', destinations: g.destinations, published: false };
@@ -299,20 +300,13 @@ export async function runBuild(argv: string[]): Promise<number> {
             },
           });
         });
+        built.set(g.name, image);
         if (publish === 'immediate') await publishImage(g.name, image, signal);
         return image;
       },
     }));
-    // Dependents may start as soon as an image is built; they read it from here.
     const outcomes = await runGraph<Image>({
-      jobs: jobList.map((j) => ({
-        ...j,
-        run: (ctx) => {
-          const p = j.run(ctx);
-          built.set(j.id, p);
-          return p;
-        },
-      })),
+      jobs: jobList,
       failure,
       signal: controller.signal,
       onEnd: (o) => {

@@ -1,7 +1,7 @@
 import type { RawNode } from '../ast.js';
 import type { AddInstruction } from '../types.js';
 import { base, InstructionError, parseFlags } from './common.js';
-import { sourcesAndDest } from './sources.js';
+import { copyLikeFlags, sourcesAndDest } from './sources.js';
 
 /** `ADD [--chown] [--chmod] [--link] [--keep-git-dir] [--checksum] [--unpack] [--exclude]… src… dest` (A10). */
 export function parseAdd(node: RawNode): AddInstruction {
@@ -15,13 +15,7 @@ export function parseAdd(node: RawNode): AddInstruction {
     exclude: 'strings',
   });
   const sd = sourcesAndDest(node, 'ADD');
-  const out: AddInstruction = { kind: 'add', ...base(node), ...sd, exclude: flags.strings('exclude') };
-  const chown = flags.string('chown');
-  if (chown !== undefined) out.chown = chown;
-  const chmod = flags.string('chmod');
-  if (chmod !== undefined) out.chmod = chmod;
-  const link = flags.bool('link');
-  if (link !== undefined) out.link = link;
+  const out: AddInstruction = { kind: 'add', ...base(node), ...sd, ...copyLikeFlags(flags), exclude: flags.strings('exclude') };
   const keep = flags.bool('keep-git-dir');
   if (keep !== undefined) out.keepGitDir = keep;
   const checksum = flags.string('checksum');

@@ -1,7 +1,7 @@
 import type { RawNode } from '../ast.js';
 import type { CopyInstruction, HeredocSpec } from '../types.js';
 import { base, InstructionError, parseFlags } from './common.js';
-import { sourcesAndDest } from './sources.js';
+import { copyLikeFlags, sourcesAndDest } from './sources.js';
 
 /** `COPY [--from] [--chown] [--chmod] [--link] [--parents] [--exclude]… src… dest` (A10). */
 export function parseCopy(node: RawNode): CopyInstruction {
@@ -19,15 +19,9 @@ export function parseCopy(node: RawNode): CopyInstruction {
   for (const s of sd.sources) {
     if (/^https?:\/\//i.test(s)) throw new InstructionError('source can\'t be a URL for COPY', 'dockerfile/copy-url', 'use ADD to download a URL');
   }
-  const out: CopyInstruction = { kind: 'copy', ...base(node), ...sd, exclude: flags.strings('exclude') };
+  const out: CopyInstruction = { kind: 'copy', ...base(node), ...sd, ...copyLikeFlags(flags), exclude: flags.strings('exclude') };
   const from = flags.string('from');
   if (from !== undefined) out.from = from;
-  const chown = flags.string('chown');
-  if (chown !== undefined) out.chown = chown;
-  const chmod = flags.string('chmod');
-  if (chmod !== undefined) out.chmod = chmod;
-  const link = flags.bool('link');
-  if (link !== undefined) out.link = link;
   const parents = flags.bool('parents');
   if (parents !== undefined) out.parents = parents;
   return out;

@@ -1,6 +1,6 @@
 import { parseHeredocWord, type RawNode } from '../ast.js';
 import type { HeredocSpec } from '../types.js';
-import { chompHeredoc, InstructionError } from './common.js';
+import { chompHeredoc, InstructionError, type ParsedFlags } from './common.js';
 
 function heredocName(word: string): string | undefined {
   try {
@@ -39,4 +39,16 @@ export function sourcesAndDest(node: RawNode, command: string): { sources: strin
     }
   }
   return { sources, heredocs, dest, json: node.json };
+}
+
+/** The flags COPY and ADD share (A10), only those given: absent means "not written". */
+export function copyLikeFlags(flags: ParsedFlags): { chown?: string; chmod?: string; link?: boolean } {
+  const out: { chown?: string; chmod?: string; link?: boolean } = {};
+  const chown = flags.string('chown');
+  if (chown !== undefined) out.chown = chown;
+  const chmod = flags.string('chmod');
+  if (chmod !== undefined) out.chmod = chmod;
+  const link = flags.bool('link');
+  if (link !== undefined) out.link = link;
+  return out;
 }
