@@ -14,6 +14,7 @@ PACKAGES=(
   apache2-utils     # htpasswd for the registry's Basic-auth configuration
   openssl           # test certificates for the registry's token auth
   attr              # getfattr/setfattr for xattrs in layers
+  python3           # the engine sets xattrs and nanosecond mtimes through one python3 per batch
   xz-utils bzip2    # ADD of .tar.xz / .tar.bz2 archives
   time              # /usr/bin/time -v for benchmark peak memory
   hyperfine         # benchmark timing
