@@ -52,14 +52,14 @@ export interface PushStats {
   blobsUploaded: number;
   /** Blobs linked by cross-repository mount. */
   blobsMounted: number;
-  /** Blobs the registry already had in the target repo (HEAD 200). */
+  /** Blobs the registry already had in the target repo (HEAD 200, or implied by a tag already naming the image). */
   blobsPresent: number;
   /** Bytes sent in blob bodies, counting re-sends after failures. */
   bytesUploaded: number;
   /** HTTP exchanges, including pings, token fetches and retries. */
   requests: number;
   manifestsPut: number;
-  /** Tags left alone because they already pointed at our digest. */
+  /** Tags left alone because they already pointed at our digest (their image's blobs are then not checked). */
   tagsUnchanged: number;
 }
 
@@ -154,26 +154,64 @@ export class Pusher {
 
   async push(target: PushTarget, signal?: AbortSignal): Promise<PushResult> {
     const { registry, repository, root } = target;
+    const state = this.state(registry);
+    const result: PushResult = { registry, repository, tags: target.tags, digest: root.digest };
     const images = isMultiPlatform(root) ? root.images : [root];
     // Blobs: layers of every image, then configs (REGISTRY.md §7).
     const layers = new Map<Digest, Blob>();
     for (const img of images) for (const l of img.layers) if (!layers.has(l.descriptor.digest)) layers.set(l.descriptor.digest, l);
     const configs = new Map<Digest, Blob>();
     for (const img of images) configs.set(img.manifest.config.digest, bytesBlob(img.manifest.config.mediaType, img.manifest.config.digest, img.configBytes));
+    const blobs = new Map([...layers, ...configs]);
+    const rootBytes = isMultiPlatform(root) ? root.indexBytes : root.manifestBytes;
+    const rootType = isMultiPlatform(root) ? root.index.mediaType : root.manifest.mediaType;
+
+    // References first: one that already names this root proves the registry holds the image and
+    // every blob of it in this repository (it accepts a manifest only once its blobs are linked), so
+    // an unchanged image costs one HEAD per tag and no blob requests at all.
+    const references = target.tags.length > 0 ? target.tags : [root.digest];
+    const current = await Promise.all(references.map((r) => this.manifestDigest(state, registry, repository, r, signal)));
+    const stale = references.filter((_, i) => current[i] !== root.digest);
+    if (stale.length < references.length) {
+      if (target.tags.length > 0) state.stats.tagsUnchanged += references.length - stale.length;
+      for (const d of blobs.keys()) {
+        if (state.present.get(d)?.has(repository)) continue;
+        state.stats.blobsPresent++;
+        this.markPresent(state, d, repository);
+      }
+    }
+    if (stale.length === 0) return result;
+
     await Promise.all([...layers.values()].map((b) => this.ensureLinked(registry, repository, b, signal)));
     await Promise.all([...configs.values()].map((b) => this.ensureLinked(registry, repository, b, signal)));
-    const blobs = new Map([...layers, ...configs]);
     // Then child manifests by digest, then the root by tag.
     if (isMultiPlatform(root)) {
       await Promise.all(images.map((img) => this.putManifest(registry, repository, img.digest, img.manifest.mediaType, img.manifestBytes, img.digest, blobs, signal)));
     }
-    const rootBytes = isMultiPlatform(root) ? root.indexBytes : root.manifestBytes;
-    const rootType = isMultiPlatform(root) ? root.index.mediaType : root.manifest.mediaType;
-    if (target.tags.length === 0) {
-      await this.putManifest(registry, repository, root.digest, rootType, rootBytes, root.digest, blobs, signal);
-    }
-    for (const tag of target.tags) await this.putTag(registry, repository, tag, rootType, rootBytes, root.digest, blobs, signal);
-    return { registry, repository, tags: target.tags, digest: root.digest };
+    for (const reference of stale) await this.putManifest(registry, repository, reference, rootType, rootBytes, root.digest, blobs, signal);
+    return result;
+  }
+
+  /** The digest `reference` (a tag or digest) names in `repository` now; undefined when none. */
+  private async manifestDigest(state: RegistryState, registry: string, repository: string, reference: string, signal?: AbortSignal): Promise<Digest | undefined> {
+    const res = await this.client.request(
+      {
+        registry,
+        repository,
+        action: `checking ${reference.startsWith('sha256:') ? 'manifest' : 'tag'} ${reference}`,
+        method: 'HEAD',
+        target: `/v2/${repository}/manifests/${reference}`,
+        scopes: scopesForPush(repository),
+        headers: { accept: MANIFEST_ACCEPT },
+        followRedirects: false,
+        expect: [200, 404],
+        counter: state.stats,
+      },
+      signal,
+    );
+    res.body.resume();
+    if (res.status !== 200) return undefined;
+    return header(res, 'docker-content-digest') as Digest | undefined;
   }
 
   private singleFlight(state: RegistryState, key: string, fn: () => Promise<void>): Promise<void> {
@@ -561,41 +599,6 @@ export class Pusher {
       for (const d of missing) state.present.get(d)?.delete(repository);
       await Promise.all(missing.map((d) => this.ensureLinked(registry, repository, blobs.get(d)!, signal)));
     }
-  }
-
-  /** Points `tag` at the root, unless it already does (HEAD by tag). */
-  private async putTag(
-    registry: string,
-    repository: string,
-    tag: string,
-    mediaType: string,
-    bytes: Uint8Array,
-    digest: Digest,
-    blobs: ReadonlyMap<Digest, Blob>,
-    signal?: AbortSignal,
-  ): Promise<void> {
-    const state = this.state(registry);
-    const res = await this.client.request(
-      {
-        registry,
-        repository,
-        action: `checking tag ${tag}`,
-        method: 'HEAD',
-        target: `/v2/${repository}/manifests/${tag}`,
-        scopes: scopesForPush(repository),
-        headers: { accept: MANIFEST_ACCEPT },
-        followRedirects: false,
-        expect: [200, 404],
-        counter: state.stats,
-      },
-      signal,
-    );
-    res.body.resume();
-    if (res.status === 200 && header(res, 'docker-content-digest') === digest) {
-      state.stats.tagsUnchanged++;
-      return;
-    }
-    await this.putManifest(registry, repository, tag, mediaType, bytes, digest, blobs, signal);
   }
 }
 
