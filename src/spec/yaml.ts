@@ -3,9 +3,10 @@
  * We convert nodes ourselves (not `doc.toJS`) so that depth, alias expansion and duplicate keys are
  * bounded and reported as diagnostics instead of stack overflows or multi-second hangs.
  */
-import { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, isPair } from 'yaml';
+import { createRequire } from 'node:module';
 import type { Document, Node as YamlNode, Pair, YAMLMap } from 'yaml';
 import type { Diagnostic, SourceRange } from '../util/errors.js';
+import { parseFastYaml, type FastDocument, type FastNode } from './yaml-fast.js';
 
 export type DataPath = readonly (string | number)[];
 
@@ -38,6 +39,65 @@ export const DEFAULT_PARSE_LIMITS: ParseLimits = { maxDepth: 64, maxAliasValues:
 const WHOLE_FILE: SourceRange = { start: { line: 1, column: 1 }, end: { line: 1, column: 1 } };
 
 export function parseYaml(text: string, file: string, limits: ParseLimits = DEFAULT_PARSE_LIMITS): ParsedYaml {
+  const fast = parseFastYaml(text);
+  return fast ? fromFastDocument(fast, text) : parseYamlWithLibrary(text, file, limits);
+}
+
+/** 1-based position of `offset`, answered as the library's LineCounter does. */
+function positionIn(lineStarts: readonly number[], offset: number): { line: number; column: number } {
+  let low = 0;
+  let high = lineStarts.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (lineStarts[mid]! < offset) low = mid + 1;
+    else high = mid;
+  }
+  if (lineStarts[low] === offset) return { line: low + 1, column: 1 };
+  return { line: low, column: Math.max(1, offset - lineStarts[low - 1]! + 1) };
+}
+
+/** The fast reader's document behind the same `locate` the library path gives. */
+function fromFastDocument(doc: FastDocument, text: string): ParsedYaml {
+  const rangeOf = (r: readonly number[]): SourceRange => {
+    const clamp = (o: number) => Math.max(0, Math.min(o, text.length));
+    return { start: positionIn(doc.lineStarts, clamp(r[0]!)), end: positionIn(doc.lineStarts, clamp(r[1]!)) };
+  };
+  const locate = (path: DataPath): Located => {
+    let node: FastNode = doc.contents;
+    let best: Located = { range: rangeOf(node.range), exact: path.length === 0 };
+    for (let i = 0; i < path.length; i++) {
+      const seg = path[i]!;
+      let next: FastNode | undefined;
+      let keyNode: FastNode | undefined;
+      if (node.kind === 'map') {
+        const entry = node.entries.get(String(seg));
+        if (entry) {
+          next = entry.value;
+          keyNode = entry.key;
+        }
+      } else if (node.kind === 'seq' && /^\d+$/.test(String(seg))) {
+        next = node.items[Number(seg)];
+      }
+      if (next === undefined) return { ...best, exact: false };
+      node = next;
+      best = { range: rangeOf(next.range), keyRange: keyNode ? rangeOf(keyNode.range) : undefined, exact: i === path.length - 1 };
+    }
+    if (node.kind === 'scalar') best.sourceText = text.slice(node.range[0], node.range[1]);
+    return best;
+  };
+  return { value: doc.value, locate, diagnostics: [] };
+}
+
+type YamlLibrary = typeof import('yaml');
+
+/** The YAML library, loaded only when the fast reader declines (it is ~60 modules to load). */
+function yamlLibrary(): YamlLibrary {
+  return createRequire(import.meta.url)('yaml') as YamlLibrary;
+}
+
+/** The full YAML library: every construct, and the diagnostics for malformed input. */
+export function parseYamlWithLibrary(text: string, file: string, limits: ParseLimits = DEFAULT_PARSE_LIMITS): ParsedYaml {
+  const { LineCounter, parseDocument, isAlias, isMap, isScalar, isSeq, isPair } = yamlLibrary();
   const lineCounter = new LineCounter();
   const diagnostics: Diagnostic[] = [];
   // uniqueKeys off: the library checks them quadratically; we check them in `convert` with a Set.
