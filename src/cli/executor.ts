@@ -44,6 +44,10 @@ export interface ExecutorOptions {
   customPlatform?: string;
   verbosity: string;
   isolation: IsolationChoice;
+  /** With --isolation=none: build in `/` even where no container is detected. */
+  force: boolean;
+  /** With --isolation=none: paths (as the build sees them) neither deleted nor snapshotted. */
+  ignorePaths: string[];
   help: boolean;
 }
 
@@ -168,10 +172,23 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    names: ['--isolation'], kind: 'string', help: 'auto|bwrap|chroot|none (how RUN steps are sandboxed)',
+    names: ['--isolation'], kind: 'string',
+    help: 'auto|bwrap|chroot|none (how RUN steps are sandboxed). none is Kaniko\'s model: this container\'s own / becomes the build root, ' +
+      'emptied and refilled for each stage; steps run with no isolation at all; the container is consumed (one build per container)',
     apply: (o, v) => {
       if (v !== 'auto' && v !== 'bwrap' && v !== 'chroot' && v !== 'none') throw usage(`--isolation must be auto, bwrap, chroot or none, not ${JSON.stringify(v)}`);
       o.isolation = v;
+    },
+  },
+  {
+    names: ['--force'], kind: 'bool', help: 'with --isolation=none: build even where no container is detected (it deletes the files of the machine it runs on)',
+    apply: (o, v) => void (o.force = parseBool('--force', v)),
+  },
+  {
+    names: ['--ignore-path'], kind: 'repeat', help: 'with --isolation=none: a path that is neither deleted before a stage nor snapshotted (repeatable)',
+    apply: (o, v) => {
+      if (!v.startsWith('/')) throw usage(`--ignore-path ${JSON.stringify(v)} must be an absolute path`);
+      o.ignorePaths.push(v);
     },
   },
   { names: ['--help', '-h'], kind: 'bool', help: 'show this help', apply: (o, v) => void (o.help = parseBool('--help', v)) },
@@ -205,6 +222,8 @@ function defaults(): ExecutorOptions {
     skipUnusedStages: false,
     verbosity: 'info',
     isolation: 'auto',
+    force: false,
+    ignorePaths: [],
     help: false,
   };
 }
@@ -361,10 +380,14 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
     if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw usage(`SOURCE_DATE_EPOCH ${JSON.stringify(epochText)} is not a whole number of seconds`);
     // Kaniko's --insecure is about pushing: the destination registries are spoken to over HTTP.
     const insecureHosts = o.insecure ? registryRefs.map((r) => parseReference(r).registry) : [];
+    if (o.isolation !== 'none' && (o.force || o.ignorePaths.length > 0)) {
+      process.stderr.write('stowage executor: warning: --force and --ignore-path only matter with --isolation=none\n');
+    }
     const ports = await createEnginePorts({
       cacheDir,
       snapshotter: o.snapshotter,
       isolation: o.isolation,
+      ...(o.isolation === 'none' ? { isolationNone: isolationNoneOptions(o, { contextDir: context.dir, dockerfilePath, env }) } : {}),
       registry: { insecureRegistries: [...o.insecureRegistries, ...insecureHosts], registryMirrors: [...o.registryMirrors] },
       signal: controller.signal,
     });
@@ -449,6 +472,30 @@ async function openExecutorStepCache(
     ...(ttlMs !== undefined ? { ttlMs } : {}),
     warn: (m) => process.stderr.write(`stowage: warning: ${m}\n`),
   });
+}
+
+/**
+ * `--isolation=none` builds in this container's `/`: what the build still reads or writes after a
+ * stage has emptied it must be kept — the context, the Dockerfile, every output file or dir, and the
+ * registry credentials (read when pushing, after the build).
+ */
+export function isolationNoneOptions(o: ExecutorOptions, where: { contextDir: string; dockerfilePath: string; env: Record<string, string | undefined> }) {
+  const outputs = [
+    ...o.destinations.filter((d) => d.startsWith('oci:') || d.startsWith('docker-archive:')).map((d) => {
+      const rest = d.slice(d.indexOf(':') + 1);
+      const i = rest.indexOf(':');
+      return i < 0 ? rest : rest.slice(0, i);
+    }),
+    ...[o.tarPath, o.ociLayoutPath, o.digestFile, o.imageNameWithDigestFile, o.imageNameTagWithDigestFile].filter((p): p is string => p !== undefined),
+  ];
+  const dockerConfig = where.env['DOCKER_CONFIG'] || (where.env['HOME'] ? join(where.env['HOME'], '.docker') : undefined);
+  return {
+    buildRoot: '/',
+    force: o.force,
+    ignorePaths: o.ignorePaths,
+    protect: [where.contextDir, where.dockerfilePath, ...outputs, ...(dockerConfig ? [dockerConfig] : [])].map((p) => resolve(p)),
+    onWarning: (m: string) => process.stderr.write(`stowage executor: warning: ${m}\n`),
+  };
 }
 
 /** `host/repo:tag` → `host/repo` (a `:` after the last `/` is the tag; a digest is dropped too). */

@@ -20,6 +20,7 @@ import type { BlobStore } from '../store/types.js';
 import { openDirContext, type BuildContext } from './context/context.js';
 import { resolveBase, type StageBase } from './base-image.js';
 import { buildStage, type StageOptions } from './stage-runner.js';
+import { isSharedRoot } from './build-root/build-root.js';
 import type { BaseIdentity } from '../cache/keys.js';
 import type { StepCache, StepCachePort } from '../cache/step-cache.js';
 import type {
@@ -145,6 +146,13 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
     if (!p) {
       p = (async () => {
         const image = await ports.images.resolve(ref, req.platform, sig);
+        const snapshotter = ports.snapshotter;
+        if (isSharedRoot(snapshotter)) {
+          // The build root holds the running stage; the image gets a private tree.
+          const tree = await snapshotter.extractTree({ layers: image.layers, signal: sig });
+          prepared.push(tree);
+          return tree.path;
+        }
         const lowers: UnpackedLayer[] = [];
         for (const l of image.layers) lowers.push(await ports.unpacked.ensureUnpacked(l, sig));
         const rootfs = await ports.snapshotter.prepare({ lowers, signal: sig });
@@ -161,7 +169,8 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
   const inner = new AbortController();
   const onOuterAbort = () => inner.abort(signal.reason);
   signal.addEventListener('abort', onOuterAbort, { once: true });
-  const limit = pLimit(Math.max(1, options.stageConcurrency ?? 2));
+  // One build root (--isolation=none) holds one stage at a time.
+  const limit = pLimit(isSharedRoot(ports.snapshotter) ? 1 : Math.max(1, options.stageConcurrency ?? 2));
   const flights = new Map<number, Promise<void>>();
   const buildOne = async (a: (typeof analyzed.stages)[number]): Promise<void> => {
     await Promise.all(a.dependsOn.map((i) => flights.get(i)));
@@ -366,7 +375,25 @@ export interface EngineSetupOptions {
   resolveLocal?: (ref: string, platform: Platform, signal: AbortSignal) => Promise<Image | undefined>;
   /** Concurrent blob transfers per registry host (default 8). */
   pushConcurrency?: number;
+  /**
+   * With `isolation: 'none'`: the build root (the container's `/` for `stowage executor`) and what
+   * must survive its emptying besides mounts, stowage's install dir and the cache dir. Without it,
+   * `none` stages get private rootfs and any RUN step is refused.
+   */
+  isolationNone?: IsolationNoneOptions;
   signal: AbortSignal;
+}
+
+export interface IsolationNoneOptions {
+  /** Absolute; emptied before every stage. No default on purpose: the caller names what is consumed. */
+  buildRoot: string;
+  /** Build in `/` even where no container is detected. */
+  force: boolean;
+  /** `--ignore-path`: paths inside the build root that are neither deleted nor snapshotted. */
+  ignorePaths: readonly string[];
+  /** Host paths the build reads or writes later: the context, output files and dirs, the registry credentials dir. */
+  protect: readonly string[];
+  onWarning?: (message: string) => void;
 }
 
 export interface EngineSetup {
@@ -409,9 +436,17 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
   });
   const pusher = new Pusher({ client, ...(o.pushConcurrency !== undefined ? { concurrencyPerRegistry: o.pushConcurrency } : {}) });
   const unpacked = new UnpackedLayerStore(o.cacheDir);
-  const snapshotter = await snapshot.createSnapshotter({ kind: o.snapshotter, workRoot: join(o.cacheDir, 'work'), signal: o.signal });
-  const isolationChoice = o.isolation === 'auto' ? await sandbox.detectIsolation(o.signal) : { isolation: o.isolation, reason: `chosen with --isolation=${o.isolation}` };
+  // `none` without a build root keeps private rootfs, and runStep refuses RUN steps there (what they
+  // wrote to absolute paths would miss the image); builds without RUN steps still work.
+  const buildRoot = o.isolation === 'none' && o.isolationNone ? await createBuildRootFor(o.isolationNone, o.cacheDir) : undefined;
+  const snapshotter = buildRoot?.snapshotter ?? (await snapshot.createSnapshotter({ kind: o.snapshotter, workRoot: join(o.cacheDir, 'work'), signal: o.signal }));
+  const isolationChoice = buildRoot
+    ? { isolation: 'none' as const, reason: buildRoot.reason }
+    : o.isolation === 'auto'
+      ? await sandbox.detectIsolation(o.signal)
+      : { isolation: o.isolation, reason: `chosen with --isolation=${o.isolation}` };
   const isolation = isolationChoice.isolation;
+  const runBuildRoot = buildRoot ? { buildRoot: buildRoot.snapshotter.root } : {};
   const pulled = new Map<string, Promise<Image>>();
   const registryImages: ImageSource = {
     async resolve(ref, platform, signal) {
@@ -436,7 +471,7 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
         return storeLayer(store, r.descriptor, r.diffId);
       },
     },
-    sandbox: { runStep: (request) => sandbox.runStep({ ...request, isolation }) },
+    sandbox: { runStep: (request) => sandbox.runStep({ ...request, isolation, ...runBuildRoot }) },
     images: o.images ?? registryImages,
   };
   return {
@@ -471,5 +506,30 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
       await client.close?.();
       for (const c of lookupClients) await c.close().catch(() => undefined);
     },
+  };
+}
+
+/**
+ * `--isolation=none`: the safety gate (a container, or --force, before `/` is consumed), the ignore
+ * list (mounts, stowage's install dir, the cache dir, the caller's inputs and outputs, --ignore-path)
+ * and the build root that empties and fills the root per stage.
+ */
+async function createBuildRootFor(none: IsolationNoneOptions, cacheDir: string): Promise<{ snapshotter: import('./build-root/build-root.js').BuildRoot; reason: string }> {
+  const [{ BuildRoot }, guard, ignoreList] = await Promise.all([import('./build-root/build-root.js'), import('./build-root/guard.js'), import('./build-root/ignore-list.js')]);
+  const root = resolvePath(none.buildRoot);
+  if (!guard.isDirectory(root)) throw new StowageError('engine/build-root-missing', `the build root ${root} is not a directory`);
+  const container = guard.probeContainer();
+  guard.assertBuildRootAllowed({ root, force: none.force, container });
+  const ignore = ignoreList.buildIgnoreList({
+    root,
+    mountPoints: ignoreList.readMountPoints(),
+    protect: [guard.installDir(), resolvePath(cacheDir), ...none.protect.map((p) => resolvePath(p))],
+    ignorePaths: none.ignorePaths,
+  });
+  const snapshotter = new BuildRoot({ root, ignore, scratchDir: join(resolvePath(cacheDir), 'build-root-trees'), ...(none.onWarning ? { onWarning: none.onWarning } : {}) });
+  const where = root === '/' ? (container.evidence !== undefined ? `this container's / (${container.evidence})` : '/ (--force)') : root;
+  return {
+    snapshotter,
+    reason: `chosen with --isolation=none: steps run unsandboxed in ${where}, which is emptied and refilled for each stage (${ignore.length} paths kept)`,
   };
 }

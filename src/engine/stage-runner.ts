@@ -24,6 +24,7 @@ import { decodeConfigPatch, encodeConfigPatch, type StepCacheEntry } from '../ca
 import type { StepCacheHit, StepCachePort } from '../cache/step-cache.js';
 import { collectStepInputs } from '../cache/inputs.js';
 import { withLocation } from './instructions/located.js';
+import { isSharedRoot, type ExtractedTree } from './build-root/build-root.js';
 import type { StageOptions, StagePorts, StepEnvironment } from './instructions/types.js';
 
 // Kept here too for callers that know these as the stage runner's types.
@@ -89,8 +90,17 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
   // prepared drops it, and the next step that runs prepares it again with the restored layer.
   let rootfs: StageRootfs | undefined;
   const held: StageRootfs[] = [];
+  // --isolation=none: the rootfs is the one shared build root, prepared straight from the layer
+  // blobs, held only while this stage runs; later readers get a tree extracted from its layers.
+  const shared = isSharedRoot(ports.snapshotter) ? ports.snapshotter : undefined;
+  const extracted: ExtractedTree[] = [];
   const ensureRootfs = async (layers: readonly Layer[], sig: AbortSignal): Promise<StageRootfs> => {
     if (rootfs) return rootfs;
+    if (shared) {
+      rootfs = await shared.prepareFromLayers({ layers, signal: sig });
+      held.push(rootfs);
+      return rootfs;
+    }
     // Unpacked once per machine (the store single-flights per diffId), all layers at once.
     const lowers: UnpackedLayer[] = await Promise.all(layers.map((layer) => ports.unpacked.ensureUnpacked(layer, sig)));
     rootfs = await ports.snapshotter.prepare({ lowers, signal: sig });
@@ -99,6 +109,7 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
   };
   const releaseAll = async () => {
     for (const r of held.splice(0).reverse()) await r.release().catch(() => undefined);
+    for (const t of extracted.splice(0)) await t.release().catch(() => undefined);
   };
 
   const cache = req.cache;
@@ -133,8 +144,12 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
         const hit = acquired.hit;
         out = restoreOutcome(instr, state, hit, options.platform);
         stepCreated = hit.entry.created;
-        // The prepared rootfs lacks this layer: prepare a fresh one when a step next runs.
-        if (rootfs && hit.layer) rootfs = undefined;
+        // The prepared rootfs lacks this layer: prepare a fresh one when a step next runs (the
+        // shared build root is given back first: it is prepared again from the layers).
+        if (rootfs && hit.layer) {
+          if (shared) await rootfs.release();
+          rootfs = undefined;
+        }
         options.onEvent?.({ type: 'cache-hit', stage: stage.index, line, key: key!, source: hit.source });
       } else {
         const miss = acquired && 'miss' in acquired ? acquired.miss : undefined;
@@ -174,6 +189,21 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
     const image = imageFromParts({ config: finalizeConfig(patchImageConfig(draft.config, platformFields)), layers: draft.layers, format: 'oci' });
     options.onEvent?.({ type: 'stage-done', stage: stage.index, digest: image.digest });
     const finalLayers = draft.layers;
+    if (shared) {
+      // The next stage needs the root; readers of this one get its layers in a private tree.
+      for (const r of held.splice(0).reverse()) await r.release();
+      let tree: Promise<ExtractedTree> | undefined;
+      const extractOnce = (sig: AbortSignal): Promise<ExtractedTree> =>
+        (tree ??= shared.extractTree({ layers: finalLayers, signal: sig }).then((t) => (extracted.push(t), t)));
+      return {
+        image,
+        ensureRootfs: async (sig: AbortSignal) => (await extractOnce(sig)).path,
+        finalState: state,
+        ...(stage.name !== undefined ? { name: stage.name } : {}),
+        ...(cache ? { cacheKey: stageFinalKey(cache.base, parentKey === baseParent(cache.base) ? undefined : parentKey) } : {}),
+        release: releaseAll,
+      };
+    }
     const finalRootfs = rootfs as StageRootfs | undefined;
     let finalPrepared: Promise<StageRootfs> | undefined; // one rootfs however many stages read it
     return {

@@ -7,6 +7,12 @@
  *
  * Fast path: plain files are written with synchronous fs calls and no subprocesses; xattrs and
  * nanosecond mtimes are applied in one helper batch at the end (directories after their contents).
+ *
+ * `--isolation=none` unpacks straight into the container's `/` (Kaniko's model) with two more rules:
+ * an `ignore` list of paths the layer may neither write nor delete (mounts, stowage's own files),
+ * checked on the path as named *and* as resolved through the layer's symlinks; and `subprocesses:
+ * false`, because the host tools (python3, mknod, zstd) may already be the image's own or gone —
+ * xattrs are then skipped, mtimes are set through Node (microseconds), device nodes are skipped.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,6 +24,7 @@ import {
   lchownSync,
   linkSync,
   lstatSync,
+  lutimesSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -35,6 +42,8 @@ import { StowageError, errorMessage, isAbortError } from '../util/errors.js';
 import type { Digest } from '../image/digest.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, joinPath } from './layer/changeset.js';
 import { applyMetadata, type MetadataOp } from './layer/fs-helper.js';
+import { holdsIgnored, isIgnored } from './build-root/ignore-list.js';
+import { removeAroundIgnored } from './build-root/wipe.js';
 import { readTar } from './layer/tar-reader.js';
 import type { TarHeader } from './layer/tar-format.js';
 
@@ -52,6 +61,13 @@ export interface UnpackOptions {
   asRoot: boolean;
   whiteouts?: WhiteoutMode;
   onWarning?: (message: string) => void;
+  /**
+   * Relative paths the layer must neither write nor delete, nor anything under them (only with
+   * `whiteouts: 'apply'`): the build root's ignore list under --isolation=none.
+   */
+  ignore?: ReadonlySet<string>;
+  /** Default true. false: spawn no helper process (no python3, mknod or zstd); see the module comment. */
+  subprocesses?: boolean;
 }
 
 export interface UnpackResult {
@@ -87,7 +103,7 @@ async function* prepend(first: Buffer, it: AsyncIterator<unknown> | Iterator<unk
 }
 
 /** Decompresses gzip (single or multi-member), zstd (through the `zstd` tool) or passes plain tar. */
-async function* decompress(source: LayerBytes, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+async function* decompress(source: LayerBytes, signal: AbortSignal | undefined, subprocesses: boolean): AsyncGenerator<Buffer> {
   const it: AsyncIterator<unknown> | Iterator<unknown> = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   const first = await it.next();
   if (first.done) return;
@@ -112,6 +128,11 @@ async function* decompress(source: LayerBytes, signal: AbortSignal | undefined):
       });
     }
     return;
+  }
+  if (!subprocesses) {
+    throw new StowageError('unpack/zstd-unsupported', 'this layer is zstd-compressed, and with --isolation=none stowage runs no `zstd` tool (the build root\'s tools are the image\'s)', {
+      hint: 'use gzip layers for the base image, or another isolation mode',
+    });
   }
   const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'], signal });
   const spawned = new Promise<void>((resolve, reject) => {
@@ -163,10 +184,21 @@ export function entryComponents(name: string): string[] {
   return parts;
 }
 
+/** What `RootResolver.dir` returns for a directory on the ignore list (never created, never entered). */
+const IGNORED = Symbol('ignored');
+
 /** Resolves directories inside one root; the cache is dropped whenever the tree's shape changes. */
 class RootResolver {
   private cache = new Map<string, string>();
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly ignore: ReadonlySet<string> = new Set(),
+  ) {}
+
+  /** Root-relative form of a host path this resolver returned. */
+  rel(host: string): string {
+    return host === this.root ? '' : host.slice(this.root === '/' ? 1 : this.root.length + 1);
+  }
 
   invalidate(): void {
     this.cache.clear();
@@ -176,7 +208,7 @@ class RootResolver {
    * The host path of directory `parts`, following symlinks scoped to the root and creating missing
    * directories (0755) on the way. Throws if a component is a non-directory.
    */
-  dir(parts: readonly string[], create: boolean): string | undefined {
+  dir(parts: readonly string[], create: boolean): string | typeof IGNORED | undefined {
     const key = parts.join('/');
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
@@ -190,7 +222,8 @@ class RootResolver {
         stack.pop();
         continue;
       }
-      const p = this.root + '/' + [...stack, c].join('/');
+      const p = (this.root === '/' ? '' : this.root) + '/' + [...stack, c].join('/');
+      if (this.ignore.size > 0 && isIgnored([...stack, c].join('/'), this.ignore)) return IGNORED;
       const st = lstatOrUndefined(p);
       if (st === undefined) {
         if (!create) return undefined;
@@ -214,7 +247,7 @@ class RootResolver {
       }
       stack.push(c);
     }
-    const out = stack.length === 0 ? this.root : this.root + '/' + stack.join('/');
+    const out = stack.length === 0 ? this.root : (this.root === '/' ? '' : this.root) + '/' + stack.join('/');
     this.cache.set(key, out);
     return out;
   }
@@ -227,6 +260,27 @@ interface DirMeta {
   gid: number;
   xattrs: Record<string, Buffer>;
   mtimeNs: bigint;
+}
+
+/**
+ * Metadata without the python3 helper: mtimes through Node (a double: microseconds survive, the
+ * last nanosecond digits may not), xattrs skipped with one warning.
+ */
+function applyMetadataWithNode(ops: readonly MetadataOp[]): string[] {
+  const warnings: string[] = [];
+  let skipped = 0;
+  for (const o of ops) {
+    if (o.xattrs !== undefined && Object.keys(o.xattrs).length > 0) skipped++;
+    if (o.mtimeNs === undefined) continue;
+    const t = Number(o.mtimeNs / 1000n) / 1e6;
+    try {
+      lutimesSync(o.path, t, t);
+    } catch (err) {
+      warnings.push(`cannot set mtime on ${o.path}: ${errorMessage(err)}`);
+    }
+  }
+  if (skipped > 0) warnings.push(`extended attributes of ${skipped} entries were not applied: --isolation=none runs no helper process to set them`);
+  return warnings;
 }
 
 function mknod(path: string, mode: number, kind: 'c' | 'b' | 'p', major = 0, minor = 0): void {
@@ -252,8 +306,11 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
   const root = targetDir.replace(/\/+$/, '') || '/';
   const rootStat = lstatOrUndefined(root);
   if (!rootStat?.isDirectory()) throw new StowageError('unpack/no-target', `unpack target ${root} is not a directory`);
+  const ignore: ReadonlySet<string> = options.ignore ?? new Set();
+  const subprocesses = options.subprocesses ?? true;
+  if (ignore.size > 0 && mode !== 'apply') throw new Error('unpackLayer: an ignore list needs whiteouts: apply');
 
-  const resolver = new RootResolver(root);
+  const resolver = new RootResolver(root, ignore);
   const created = new Set<string>();
   const whiteouts = new Set<string>();
   const opaqueDirs: string[] = [];
@@ -313,12 +370,17 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
     if (name.startsWith(WHITEOUT_PREFIX)) {
       // Applying onto a tree: nothing to delete under a parent that does not exist, so create none.
       const parentHost = resolver.dir(parentParts, mode !== 'apply');
-      if (parentHost === undefined) return;
+      if (parentHost === undefined || parentHost === IGNORED) return;
       if (name === OPAQUE_MARKER) {
         opaqueDirs.push(parentRel);
         if (mode === 'apply') {
           for (const child of readdirSync(parentHost)) {
-            if (!created.has(joinPath(parentRel, child))) removeExisting(`${parentHost}/${child}`, false);
+            if (created.has(joinPath(parentRel, child))) continue;
+            const childHost = `${parentHost}/${child}`;
+            if (ignore.size > 0 && holdsIgnored(resolver.rel(childHost), ignore)) {
+              removeAroundIgnored(childHost, resolver.rel(childHost), ignore);
+              forgetUnder(childHost);
+            } else if (ignore.size === 0 || !isIgnored(resolver.rel(childHost), ignore)) removeExisting(childHost, false);
           }
           resolver.invalidate();
         } else if (mode === 'overlay') {
@@ -335,7 +397,16 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
       // A path this layer itself (re)creates stays: the layer's own entry wins over its whiteout.
       if (created.has(victimRel)) return;
       whiteouts.add(victimRel);
-      if (mode === 'apply') removeExisting(`${parentHost}/${victim}`, false);
+      if (mode === 'apply') {
+        const victimHost = `${parentHost}/${victim}`;
+        const hostRel = resolver.rel(victimHost);
+        if (ignore.size > 0 && isIgnored(hostRel, ignore)) return;
+        if (ignore.size > 0 && holdsIgnored(hostRel, ignore)) {
+          removeAroundIgnored(victimHost, hostRel, ignore);
+          forgetUnder(victimHost);
+          resolver.invalidate();
+        } else removeExisting(victimHost, false);
+      }
       else if (mode === 'overlay') {
         if (!asRoot) {
           warn(`cannot create overlay whiteout for ${victimRel} without root`);
@@ -347,8 +418,18 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
       return;
     }
 
+    if (ignore.size > 0 && isIgnored(rel, ignore)) return;
     const parentHost = resolver.dir(parentParts, true)!;
-    const host = `${parentHost}/${name}`;
+    if (parentHost === IGNORED) return;
+    const host = parentHost === '/' ? `/${name}` : `${parentHost}/${name}`;
+    if (ignore.size > 0) {
+      const hostRel = resolver.rel(host);
+      if (isIgnored(hostRel, ignore)) return;
+      if (h.typeflag !== '5' && holdsIgnored(hostRel, ignore) && lstatOrUndefined(host)?.isDirectory() === true) {
+        warn(`skipped ${rel}: it would replace a directory that holds a path on the ignore list`);
+        return;
+      }
+    }
     const xattrs = filterXattrs(h.xattrs, rel);
     created.add(rel);
     if (whiteouts.delete(rel) && h.typeflag === '5') {
@@ -384,8 +465,14 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
       case '1': {
         const targetParts = entryComponents(h.linkname);
         if (targetParts.length === 0) throw new StowageError('unpack/unsafe-link', `hardlink ${rel} has an empty target`);
-        const tParent = resolver.dir(targetParts.slice(0, -1), false);
-        const tHost = tParent === undefined ? undefined : `${tParent}/${targetParts[targetParts.length - 1]}`;
+        const tParentDir = resolver.dir(targetParts.slice(0, -1), false);
+        if (tParentDir === IGNORED) {
+          warn(`skipped hardlink ${rel}: its target ${h.linkname} is on the ignore list`);
+          created.delete(rel);
+          return;
+        }
+        const tParent = tParentDir;
+        const tHost = tParent === undefined ? undefined : `${tParent === '/' ? '' : tParent}/${targetParts[targetParts.length - 1]}`;
         const tStat = tHost === undefined ? undefined : lstatOrUndefined(tHost);
         if (tHost === undefined || tStat === undefined || tStat.isDirectory()) {
           throw new StowageError('unpack/bad-hardlink', `hardlink ${rel} points to ${JSON.stringify(h.linkname)}, which is not a file in this layer's root`, {
@@ -413,6 +500,11 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
           created.delete(rel);
           return;
         }
+        if (!subprocesses) {
+          warn(`skipped ${h.typeflag === '6' ? 'fifo' : 'device node'} ${rel}: --isolation=none runs no mknod`);
+          created.delete(rel);
+          return;
+        }
         removeExisting(host, false);
         mknod(host, h.mode, h.typeflag === '3' ? 'c' : h.typeflag === '4' ? 'b' : 'p', h.devMajor, h.devMinor);
         owner(() => lchownSync(host, h.uid, h.gid), rel);
@@ -426,7 +518,7 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
     }
   };
 
-  const source = hashed(decompress(blob, signal), tarHash);
+  const source = hashed(decompress(blob, signal, subprocesses), tarHash);
   for await (const entry of readTar(source, signal)) {
     await applyEntry(entry.header, entry.content);
   }
@@ -440,6 +532,6 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
     chmodSync(d.host, d.mode & 0o7777);
     ops.push({ path: d.host, xattrs: d.xattrs, mtimeNs: d.mtimeNs });
   }
-  for (const w of await applyMetadata(ops, signal)) warn(w);
+  for (const w of subprocesses ? await applyMetadata(ops, signal) : applyMetadataWithNode(ops)) warn(w);
   return { diffId: `sha256:${tarHash.digest('hex')}` as Digest, whiteouts: [...whiteouts], opaqueDirs, warnings };
 }

@@ -67,8 +67,8 @@ export async function detectIsolation(signal: AbortSignal, tools: HostTools = de
   throw new StowageError('engine/no-isolation', `cannot sandbox RUN steps here: ${bwrapProblem}; and chroot is not permitted (${ch.stderr.trim() || 'missing CAP_SYS_CHROOT'})`, {
     hint:
       'install bubblewrap and allow namespaces (root, or unprivileged user namespaces), or grant CAP_SYS_CHROOT for --isolation=chroot; ' +
-      'the last resort, --isolation=none (steps run directly in a throwaway container, no isolation at all: they see and can change everything the container has), ' +
-      'is not available yet: it needs the container\'s own / as the build root, which stowage does not do yet',
+      'or, as the last resort, `stowage executor --isolation=none` in a throwaway container (Kaniko\'s model: the container\'s own / becomes the build root and is emptied for each stage; ' +
+      'steps run with no isolation at all, they see and can change everything the container has; one build per container)',
   });
 }
 

@@ -46,6 +46,9 @@ export interface SpawnSandboxOptions {
   /** The host process's environment (the step's env for chroot/none; a clean one for bwrap). */
   env: Record<string, string>;
   cwd?: string;
+  /** Credentials for the child set by Node itself (no setpriv); supplementary groups are then cleared. */
+  uid?: number;
+  gid?: number;
   signal: AbortSignal;
   onOutput?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void;
   tailLines: number;
@@ -85,6 +88,8 @@ export function spawnSandbox(o: SpawnSandboxOptions): Promise<SpawnSandboxResult
     const child = spawn(o.file, o.args, {
       env: o.env,
       ...(o.cwd ? { cwd: o.cwd } : {}),
+      ...(o.uid !== undefined ? { uid: o.uid } : {}),
+      ...(o.gid !== undefined ? { gid: o.gid } : {}),
       stdio: o.statusPipe ? ['ignore', 'pipe', 'pipe', 'pipe', ...(o.dataFds ?? []).map(() => 'pipe' as const)] : ['ignore', 'pipe', 'pipe'],
       // Own process group, so abort can kill everything the step started.
       detached: true,

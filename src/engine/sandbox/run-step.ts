@@ -41,9 +41,22 @@
  * not a security boundary — a root step can leave a chroot, and the step's env passes through the
  * host nsenter. The surrounding throwaway container is the boundary.
  *
- * ## none isolation
- * The command runs on the host as-is, with cwd in the rootfs (meant for rootfs `/` inside a
- * throwaway container, Kaniko style). Only when explicitly selected.
+ * ## none isolation (Kaniko's model)
+ * The command runs directly in the container stowage runs in: no namespaces, no chroot, nothing
+ * between the step and the container. The engine makes that correct by using the container's own
+ * `/` as the build root (src/engine/build-root): emptied before each stage except the ignore list,
+ * the stage's layers unpacked into it, snapshots over it. So `rootfs` must be the build root the
+ * sandbox was created with (`buildRoot`); any other rootfs is refused, because what the step wrote
+ * to absolute paths would be missing from the image. Only when explicitly selected.
+ *
+ * After the first stage the host's tools are the image's own (or gone), so nothing but the step's
+ * own command is spawned: the uid/gid switch for `USER` is Node's (`spawn({uid, gid})`, which
+ * needs CAP_SETUID/CAP_SETGID and clears supplementary groups — a `USER` step gets none; run
+ * as the step's user itself when that matters), RUN --mount is emulated as under chroot, and
+ * there is no separate hostname, /etc/hosts, pid or network namespace: the step sees the
+ * container's. Trade-offs for the user: no isolation at all (a step can read and change everything
+ * the container has, including stowage's cache and credentials), the container is consumed, and
+ * one build runs per container.
  *
  * Mount points created in the rootfs (targets, /etc/hosts, /proc, /dev placeholders) are removed
  * by `runStep` itself before it returns (see stubs.ts); callers need not clean anything.
@@ -190,8 +203,21 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     if (m.target === '/') throw new StowageError('engine/mount-target-root', 'a mount cannot target /', { hint: 'choose a directory below /' });
   }
 
+  if (isolation === 'none') {
+    // Checked before anything is created in the rootfs.
+    const buildRoot = options.buildRoot === undefined ? undefined : path.resolve(options.buildRoot);
+    if (buildRoot !== rootfs) {
+      // Without chroot the step's `/` is the container's, not this rootfs: `RUN echo x > /f`
+      // would succeed and the image would silently lack /f.
+      throw new StowageError('engine/isolation-none-unsupported', `--isolation=none cannot run this RUN step: the stage's root filesystem is ${rootfs}, not the build root ${buildRoot ?? '/'}, so what the step writes to absolute paths would be missing from the image`, {
+        hint: 'use stowage executor --isolation=none (the container\'s / becomes the build root), or grant CAP_SYS_CHROOT and use --isolation=chroot',
+      });
+    }
+  }
+
   const stubs = new MountStubs(rootfs);
-  const scratch = await makeScratchDir();
+  // Scratch files (hosts, secrets) are bubblewrap's; chroot/none write emulated mounts into the rootfs.
+  const scratch = isolation === 'bwrap' ? await makeScratchDir() : undefined;
   try {
     // WORKDIR that a previous step deleted is recreated (root, 0755) like runc does; it is part of the layer.
     const cwdResolved = await resolveInRoot(rootfs, cwd);
@@ -208,7 +234,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     }
   } finally {
     await stubs.cleanup();
-    await rm(scratch, { recursive: true, force: true });
+    if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
   }
 }
 
@@ -218,7 +244,7 @@ interface StepContext {
   cwd: string;
   mounts: SandboxMount[];
   stubs: MountStubs;
-  scratch: string;
+  scratch: string | undefined;
   tools: HostTools;
 }
 
@@ -248,7 +274,8 @@ function isUnder(p: string, dir: string): boolean {
 }
 
 async function runBwrap(ctx: StepContext): Promise<RunStepResult> {
-  const { options, rootfs, stubs, scratch, tools } = ctx;
+  const { options, rootfs, stubs, tools } = ctx;
+  const scratch = ctx.scratch!;
   const hostname = options.hostname ?? DEFAULT_HOSTNAME;
   const asRoot = process.getuid?.() === 0;
   const { uid, gid, supplementaryGids } = options.user;
@@ -379,14 +406,6 @@ async function runWithoutNamespaces(ctx: StepContext & { isolation: 'chroot' | '
   const { options, rootfs, stubs, tools } = ctx;
   const { uid, gid, supplementaryGids } = options.user;
   const asRoot = process.getuid?.() === 0;
-  if (ctx.isolation === 'none' && rootfs !== '/') {
-    // Without chroot the step's `/` is the container's, not the stage's rootfs: `RUN echo x > /f`
-    // would succeed and the image would silently lack /f. Refuse rather than build a wrong image
-    // (Kaniko-style none needs the rootfs to be `/` itself, which the engine does not do yet).
-    throw new StowageError('engine/isolation-none-unsupported', `--isolation=none cannot run this RUN step: the stage's root filesystem is ${rootfs}, not /, so what the step writes to absolute paths would be missing from the image`, {
-      hint: 'grant CAP_SYS_CHROOT and use --isolation=chroot (the surrounding container stays the security boundary), or run stowage where bubblewrap can create namespaces',
-    });
-  }
   for (const m of ctx.mounts) {
     switch (m.kind) {
       case 'bind':
@@ -424,6 +443,7 @@ async function runWithoutNamespaces(ctx: StepContext & { isolation: 'chroot' | '
   let file: string;
   let args: string[];
   let cwd: string | undefined;
+  let credentials: { uid: number; gid: number } | undefined;
   if (ctx.isolation === 'chroot') {
     assertExecutable('nsenter', tools.nsenter);
     if (asRoot) assertExecutable('setpriv', tools.setpriv);
@@ -436,12 +456,13 @@ async function runWithoutNamespaces(ctx: StepContext & { isolation: 'chroot' | '
     }
   } else {
     cwd = (await resolveInRoot(rootfs, ctx.cwd)).hostPath;
+    [file, ...args] = options.argv as [string, ...string[]];
     const same = process.getuid?.() === uid && process.getgid?.() === gid;
-    if (same && supplementaryGids.length === 0) {
-      [file, ...args] = options.argv as [string, ...string[]];
+    if (same) {
+      // Root stays root with the groups it has: Node changes nothing it is not asked to.
     } else if (asRoot) {
-      file = tools.setpriv;
-      args = [`--reuid=${uid}`, `--regid=${gid}`, ...groupFlags(supplementaryGids), '--', ...options.argv];
+      // No host setpriv (it may be gone after the base was unpacked into /): Node's own switch.
+      credentials = { uid, gid };
     } else {
       throw new StowageError('engine/cannot-switch-user', `--isolation=none cannot run a step as ${uid}:${gid} when stowage runs as uid ${process.getuid?.()}`, {
         hint: 'run stowage as root in the throwaway container, or as the step\'s user',
@@ -453,6 +474,7 @@ async function runWithoutNamespaces(ctx: StepContext & { isolation: 'chroot' | '
     args,
     env,
     ...(cwd ? { cwd } : {}),
+    ...(credentials ?? {}),
     signal: options.signal,
     ...(options.onOutput ? { onOutput: options.onOutput } : {}),
     tailLines: options.tailLines ?? DEFAULT_TAIL_LINES,
@@ -462,6 +484,12 @@ async function runWithoutNamespaces(ctx: StepContext & { isolation: 'chroot' | '
     if (!res.spawnError) return undefined;
     if (file === tools.setpriv) return missingToolError('setpriv', file, res.spawnError);
     if (file === tools.nsenter) return missingToolError('nsenter', file, res.spawnError);
+    if (credentials && (res.spawnError.code === 'EPERM' || res.spawnError.code === 'EACCES')) {
+      return new StowageError('engine/cannot-switch-user', `--isolation=none cannot run this step as ${uid}:${gid}: ${res.spawnError.message}`, {
+        hint: 'the container needs CAP_SETUID and CAP_SETGID for USER steps (docker run --cap-add SETUID --cap-add SETGID), and the command must be executable by that user',
+        cause: res.spawnError,
+      });
+    }
     return new StowageError('engine/command-not-found', `cannot run ${file}: ${res.spawnError.message}`, { cause: res.spawnError });
   });
 }

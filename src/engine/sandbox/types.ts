@@ -7,7 +7,8 @@
  * - `bwrap`: bubblewrap namespaces (mount, pid, ipc, uts, optionally net); the default.
  * - `chroot`: for running stowage inside an unprivileged container (no unshare, no mount): a plain
  *   chroot plus uid switch, no /proc, no mounts; not a security boundary (see run-step.ts).
- * - `none`: the step runs in the host (= the surrounding container) as-is; only when selected.
+ * - `none`: the step runs in the host (= the surrounding container) as-is, whose `/` is the build
+ *   root (Kaniko's model, see src/engine/build-root); only when selected.
  */
 export type Isolation = 'bwrap' | 'chroot' | 'none';
 
@@ -48,6 +49,12 @@ export interface RunStepOptions {
   tailLines?: number;
   /** Override host tool locations (tests, unusual hosts). */
   tools?: Partial<HostTools>;
+  /**
+   * `none` isolation only: the engine's build root (the container's `/`). The step runs directly on
+   * the host, so `rootfs` must be this directory; any other rootfs is refused (absolute paths the
+   * step writes would miss the image).
+   */
+  buildRoot?: string;
 }
 
 export interface RunStepResult {
