@@ -8,11 +8,13 @@
  *
  * Runs: default capabilities; `--cap-drop=ALL` + the documented minimal set (must give the
  * identical image, byte for byte, with --reproducible); no capabilities at all (clear error);
- * and bad input: no context mounted, wrong registry credentials.
+ * bad input: no context mounted, wrong registry credentials; and the fallback that error offers,
+ * `--isolation=none` with no capabilities (the container's own / as the build root, Kaniko's
+ * model), single- and multi-stage.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -241,21 +243,55 @@ test('the image: Kaniko-like entrypoint and layout, production dependencies only
   assert.match(ls.stdout, /^stowage \d+\.\d+\.\d+/m);
 });
 
-test(
-  'the fallback the error offers: --isolation=none in a throwaway container with no capabilities puts RUN output into the image',
-  { todo: 'engine: Kaniko-style --isolation=none (the container\'s / as the rootfs) is not implemented; runStep now refuses instead of silently dropping RUN writes (test/e2e/isolation-none.test.ts)' },
-  async () => {
-    const noneCtx = join(work, 'none-context');
-    mkdirSync(noneCtx);
-    writeFileSync(join(noneCtx, 'Dockerfile'), `FROM ${registry!.host}/base/busybox:1\nRUN echo from-none > /from-none.txt\n`);
-    const docker = dockerd!;
-    const dest = `${registry!.host}/e2e/app:isolation-none`;
-    const r = await docker.docker(['run', '--rm', '--network', 'host', '--cap-drop=ALL', '-v', `${noneCtx}:/workspace:ro`, image.name, '--context', '/workspace', '--destination', dest, '--isolation=none']);
-    assert.equal(r.code, 0, r.stderr);
-    const layout = join(work, 'none-layout');
-    const bundle = join(work, 'none-bundle');
-    await mustRun('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${dest}`, `oci:${layout}:app`]);
-    await mustRun('umoci', ['unpack', '--image', `${layout}:app`, bundle]);
-    assert.equal(readFileSync(join(bundle, 'rootfs', 'from-none.txt'), 'utf8'), 'from-none\n');
-  },
-);
+/** Pulls `ref` with skopeo and unpacks it with umoci (independent clients): the rootfs path. */
+async function unpackPushed(ref: string, name: string): Promise<string> {
+  const layout = join(work, `${name}-layout`);
+  const bundle = join(work, `${name}-bundle`);
+  await mustRun('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `oci:${layout}:app`]);
+  await mustRun('umoci', ['unpack', '--image', `${layout}:app`, bundle]);
+  return join(bundle, 'rootfs');
+}
+
+/** `docker run` the executor with --isolation=none and no capabilities at all, on a fresh context. */
+async function runIsolationNone(name: string, dockerfile: string, dest: string) {
+  const noneCtx = join(work, `${name}-context`);
+  mkdirSync(noneCtx);
+  writeFileSync(join(noneCtx, 'Dockerfile'), dockerfile);
+  return dockerd!.docker(['run', '--rm', '--network', 'host', '--cap-drop=ALL', '-v', `${noneCtx}:/workspace:ro`, image.name, '--context', '/workspace', '--destination', dest, '--isolation=none']);
+}
+
+test('the fallback the error offers: --isolation=none in a throwaway container with no capabilities puts RUN output into the image', async (t) => {
+  const dest = `${registry!.host}/e2e/app:isolation-none`;
+  const r = await runIsolationNone('none', `FROM ${registry!.host}/base/busybox:1\nRUN echo from-none > /from-none.txt\n`, dest);
+  t.diagnostic(r.stderr.trim());
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /RUN isolation: none \(.*\/\.dockerenv/, 'says once that / is the build root, and why it may be');
+  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, r.stderr);
+  const rootfs = await unpackPushed(dest, 'none');
+  assert.equal(readFileSync(join(rootfs, 'from-none.txt'), 'utf8'), 'from-none\n');
+  // Only the image's files: nothing of the executor's own container leaks into a layer.
+  for (const leaked of ['stowage', 'workspace', 'usr/local/bin/node', '.dockerenv']) assert.ok(!existsSync(join(rootfs, leaked)), `${leaked} is not in the image`);
+});
+
+test('--isolation=none, multi-stage: the second stage starts from its own base, and COPY --from sees the first stage\'s RUN output', async () => {
+  const base = `${registry!.host}/base/busybox:1`;
+  const dest = `${registry!.host}/e2e/app:isolation-none-multi`;
+  const r = await runIsolationNone(
+    'none-multi',
+    [
+      `FROM ${base} AS build`,
+      'RUN mkdir -p /out && echo built-in-stage-one > /out/artifact.txt && echo stage-one > /stage-one-only.txt',
+      `FROM ${base}`,
+      'COPY --from=build /out/artifact.txt /artifact.txt',
+      'RUN echo from-none > /from-none.txt && cat /artifact.txt >> /from-none.txt && ls /out 2>/dev/null | wc -l > /saw-out.txt',
+      '',
+    ].join('\n'),
+    dest,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const rootfs = await unpackPushed(dest, 'none-multi');
+  assert.equal(readFileSync(join(rootfs, 'artifact.txt'), 'utf8'), 'built-in-stage-one\n');
+  assert.equal(readFileSync(join(rootfs, 'from-none.txt'), 'utf8'), 'from-none\nbuilt-in-stage-one\n');
+  assert.equal(readFileSync(join(rootfs, 'saw-out.txt'), 'utf8').trim(), '0', 'the second stage\'s RUN did not see the first stage\'s files');
+  for (const absent of ['out', 'stage-one-only.txt', 'stowage']) assert.ok(!existsSync(join(rootfs, absent)), `${absent} is not in the final image`);
+});
