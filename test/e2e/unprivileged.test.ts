@@ -295,3 +295,16 @@ test('--isolation=none, multi-stage: the second stage starts from its own base, 
   assert.equal(readFileSync(join(rootfs, 'saw-out.txt'), 'utf8').trim(), '0', 'the second stage\'s RUN did not see the first stage\'s files');
   for (const absent of ['out', 'stage-one-only.txt', 'stowage']) assert.ok(!existsSync(join(rootfs, absent)), `${absent} is not in the final image`);
 });
+
+test('--isolation=none with docker\'s default capabilities: USER steps switch uid, and the image is byte-identical to the chroot build', async (t) => {
+  assert.ok(defaultCapsDigest, 'needs the default-capabilities build of the chroot test');
+  const dest = `${registry!.host}/e2e/app:isolation-none-app`;
+  // The same context and Dockerfile as the chroot builds (COPY --chown, RUN as root, USER app).
+  const r = await runExecutorContainer({ args: ['--context', '/workspace', '--dockerfile', 'Dockerfile', '--destination', dest, '--reproducible', '--isolation=none'] });
+  t.diagnostic(r.stderr.trim());
+  assert.equal(r.code, 0, r.stderr);
+  const rootfs = await unpackPushed(dest, 'none-app');
+  assert.equal(readFileSync(join(rootfs, 'from-run.txt'), 'utf8'), 'hello\nbuilt\n1000\n');
+  assert.equal(statSync(join(rootfs, 'srv/private/as-app.txt')).uid, 1000, 'a file written by a USER app step is owned by app');
+  assert.equal(await skopeoDigest(dest), defaultCapsDigest, 'same layers, owners, modes and times as the chroot build');
+});
