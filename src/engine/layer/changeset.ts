@@ -85,21 +85,27 @@ export function normalizeLayerPath(raw: string): string | undefined {
   return parts.length === 0 ? undefined : parts.join('/');
 }
 
-/**
- * Tar order: component-wise bytewise comparison, so parents come before children and a directory's
- * subtree is contiguous; the opaque marker sorts first among its directory's children.
- */
-function sortKey(path: string, opaque: boolean): Buffer[] {
-  const parts = path.split('/').map((p) => Buffer.from(p, 'utf8'));
-  if (opaque) parts.push(Buffer.alloc(0));
-  return parts;
+/** A UTF-16 code unit mapped so that comparing mapped units orders strings as UTF-8 bytes do. */
+function utf8Rank(c: number): number {
+  // Surrogates (code points ≥ U+10000, 4 UTF-8 bytes) sort after U+E000–U+FFFF, not before.
+  return c >= 0xd800 && c <= 0xdfff ? c + 0x2000 : c >= 0xe000 ? c - 0x800 : c;
 }
 
-function compareKeys(a: Buffer[], b: Buffer[]): number {
+/**
+ * Tar order: component-wise bytewise comparison, so parents come before children and a directory's
+ * subtree is contiguous. Equivalent to comparing the UTF-8 bytes with `/` ranked below every other
+ * byte, which is how this compares, on the strings themselves (no key objects per entry). An opaque
+ * marker is keyed `dir/`, so it sorts right after its directory and before all its children.
+ */
+export function compareLayerPaths(a: string, b: string): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
-    const c = Buffer.compare(a[i]!, b[i]!);
-    if (c !== 0) return c;
+    const ca = a.charCodeAt(i);
+    const cb = b.charCodeAt(i);
+    if (ca === cb) continue;
+    if (ca === 0x2f) return -1;
+    if (cb === 0x2f) return 1;
+    return utf8Rank(ca) - utf8Rank(cb);
   }
   return a.length - b.length;
 }
@@ -119,7 +125,7 @@ export function planLayer(changes: ChangeSet, options: PlanOptions = {}): LayerI
   for (const e of changes.entries) {
     const p = normalizeLayerPath(e.path);
     if (p === undefined) continue;
-    entries.set(p, { ...e, path: p });
+    entries.set(p, p === e.path ? e : { ...e, path: p });
   }
   const opaque = new Set<string>();
   for (const d of changes.opaqueDirs) {
@@ -157,16 +163,16 @@ export function planLayer(changes: ChangeSet, options: PlanOptions = {}): LayerI
     }
   }
 
-  type Keyed = { key: Buffer[]; item: LayerItem };
+  type Keyed = { key: string; item: LayerItem };
   const keyed: Keyed[] = [];
   const mtimeOf = (p: string): bigint => (p === '' ? 0n : (entries.get(p)?.mtimeNs ?? 0n));
-  for (const e of entries.values()) keyed.push({ key: sortKey(e.path, false), item: { kind: 'entry', entry: e } });
+  for (const e of entries.values()) keyed.push({ key: e.path, item: { kind: 'entry', entry: e } });
   for (const d of deletions) {
     const wh = joinPath(parentOf(d), WHITEOUT_PREFIX + baseName(d));
-    keyed.push({ key: sortKey(wh, false), item: { kind: 'whiteout', path: d, parentMtimeNs: mtimeOf(parentOf(d)) } });
+    keyed.push({ key: wh, item: { kind: 'whiteout', path: d, parentMtimeNs: mtimeOf(parentOf(d)) } });
   }
-  for (const d of opaque) keyed.push({ key: sortKey(d, true), item: { kind: 'opaque', dir: d, dirMtimeNs: mtimeOf(d) } });
-  keyed.sort((a, b) => compareKeys(a.key, b.key));
+  for (const d of opaque) keyed.push({ key: `${d}/`, item: { kind: 'opaque', dir: d, dirMtimeNs: mtimeOf(d) } });
+  keyed.sort((a, b) => compareLayerPaths(a.key, b.key));
 
   // Hardlinks: the first occurrence of an inode in layer order is the file, later ones link to it.
   const firstByInode = new Map<string, string>();

@@ -15,7 +15,7 @@
  * The decision depends only on the block's bytes, so the output stays a pure function of input and
  * level. Deflate itself falls back to stored blocks on such data, so stored output is no larger.
  */
-import { deflateRaw as deflateRawCb, gzip as gzipCb, constants as zc } from 'node:zlib';
+import { createGzip, deflateRaw as deflateRawCb, constants as zc } from 'node:zlib';
 import { assertNever } from '../../util/errors.js';
 
 export interface ParallelGzipOptions {
@@ -28,6 +28,12 @@ export interface ParallelGzipOptions {
   /** Store or RLE-compress blocks whose samples barely compress (see above). Default true. */
   adaptive?: boolean;
   signal?: AbortSignal;
+  /**
+   * Called with each input chunk once compression no longer reads it, so the caller may reuse its
+   * buffer. A chunk of exactly `blockSize` arriving on a block boundary is compressed in place (no
+   * copy) and released when its member is done; any other chunk is copied and released at once.
+   */
+  release?: (chunk: Buffer) => void;
 }
 
 const SAMPLES = 4;
@@ -73,9 +79,15 @@ function gzipWhole(data: Buffer, level: number, strategy: number): Promise<Buffe
   return new Promise((resolve, reject) => {
     // Node's gzip header has mtime 0 and no name; the OS byte is fixed per platform. An output
     // buffer larger than the worst case (incompressible input grows by ~5 bytes per 16 KiB) lets
-    // deflate finish the block in one threadpool call instead of one per 16 KiB of output.
+    // deflate finish the block in one threadpool call instead of one per 16 KiB of output. (The
+    // stream, unlike zlib.gzip(), hands that buffer over as is instead of copying it once more.)
     const chunkSize = Math.max(64 * 1024, data.length + (data.length >> 8) + 1024);
-    gzipCb(data, { level, strategy, chunkSize }, (err, out) => (err ? reject(err) : resolve(out)));
+    const z = createGzip({ level, strategy, chunkSize });
+    const out: Buffer[] = [];
+    z.on('data', (c: Buffer) => out.push(c));
+    z.on('error', reject);
+    z.on('end', () => resolve(out.length === 1 ? out[0]! : Buffer.concat(out)));
+    z.end(data);
   });
 }
 
@@ -88,31 +100,37 @@ export async function* parallelGzip(
   const blockSize = options.blockSize ?? 1024 * 1024;
   const concurrency = Math.max(1, options.concurrency ?? 4);
   const adaptive = options.adaptive ?? true;
+  const release = options.release ?? ((): void => {});
   const pending: Array<Promise<Buffer>> = [];
-  let parts: Buffer[] = [];
+  let staging: Buffer | undefined;
   let have = 0;
-  const submit = (block: Buffer): void => {
+  const submit = (block: Buffer, owned: Buffer | undefined): void => {
     const p = gzipBlock(block, level, adaptive);
-    p.catch(() => {}); // awaited in order below; avoid an unhandled rejection meanwhile
+    p.then(() => owned && release(owned), () => {}); // awaited in order below; avoid an unhandled rejection meanwhile
     pending.push(p);
   };
   for await (const chunk of input) {
     options.signal?.throwIfAborted();
-    let c = chunk;
-    while (c.length > 0) {
-      const take = Math.min(blockSize - have, c.length);
-      parts.push(c.subarray(0, take));
-      have += take;
-      c = c.subarray(take);
+    if (have === 0 && chunk.length === blockSize) {
+      submit(chunk, chunk);
+      while (pending.length >= concurrency) yield await pending.shift()!;
+      continue;
+    }
+    for (let off = 0; off < chunk.length; ) {
+      staging ??= Buffer.allocUnsafe(blockSize);
+      const n = chunk.copy(staging, have, off);
+      off += n;
+      have += n;
       if (have === blockSize) {
-        submit(Buffer.concat(parts, have));
-        parts = [];
+        submit(staging, undefined);
+        staging = undefined;
         have = 0;
         while (pending.length >= concurrency) yield await pending.shift()!;
       }
     }
+    release(chunk);
   }
-  if (have > 0 || pending.length === 0) submit(Buffer.concat(parts, have));
+  if (have > 0 || pending.length === 0) submit((staging ?? Buffer.alloc(0)).subarray(0, have), undefined);
   while (pending.length > 0) {
     options.signal?.throwIfAborted();
     yield await pending.shift()!;

@@ -67,8 +67,8 @@ function ustarBlock(h: {
   linkname: Buffer;
   devMajor: number;
   devMinor: number;
-}): Buffer {
-  const b = Buffer.alloc(BLOCK);
+}, into?: Buffer): Buffer {
+  const b = into === undefined ? Buffer.alloc(BLOCK) : into.fill(0, 0, BLOCK).subarray(0, BLOCK);
   writeString(b, h.name, 0, 100);
   writeOctal(b, h.mode & 0o7777, 100, 8);
   writeOctal(b, h.uid, 108, 8);
@@ -89,8 +89,13 @@ function ustarBlock(h: {
   return b;
 }
 
-/** The header block(s) for one entry: an optional PAX extended header, then the ustar header. */
-export function encodeHeader(h: TarHeader): Buffer {
+/**
+ * The header block(s) for one entry: an optional PAX extended header, then the ustar header. With
+ * `scratch` (at least one block), an entry that needs no PAX header is encoded into it and the
+ * returned view is only valid until the next call — the layer writer copies it out at once, which
+ * spares one short-lived buffer per entry.
+ */
+export function encodeHeader(h: TarHeader, scratch?: Buffer): Buffer {
   const records: Array<[string, Buffer]> = [];
   const name = Buffer.from(h.name, 'utf8');
   const link = Buffer.from(h.linkname, 'utf8');
@@ -117,7 +122,7 @@ export function encodeHeader(h: TarHeader): Buffer {
     linkname: link.length > 100 ? link.subarray(0, 100) : link,
     devMajor: h.devMajor,
     devMinor: h.devMinor,
-  });
+  }, records.length === 0 ? scratch : undefined);
   if (records.length === 0) return main;
   const body = Buffer.concat(records.map(([k, v]) => paxRecord(k, v)));
   const base = h.name.replace(/\/$/, '');

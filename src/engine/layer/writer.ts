@@ -22,8 +22,8 @@ import {
   type LayerItem,
   type PlanOptions,
 } from './changeset.js';
-import { parallelGzip } from './gzip.js';
-import { END_OF_ARCHIVE, encodeHeader, padding, type TarHeader } from './tar-format.js';
+import { parallelGzip, type ParallelGzipOptions } from './gzip.js';
+import { BLOCK, END_OF_ARCHIVE, encodeHeader, padding, type TarHeader } from './tar-format.js';
 
 export interface WriteLayerOptions {
   signal?: AbortSignal;
@@ -41,8 +41,6 @@ export interface LayerResult {
   /** Uncompressed tar size. */
   tarSize: number;
 }
-
-const READ_CHUNK = 1024 * 1024;
 
 function clamp(ns: bigint, clampSec: number | undefined): bigint {
   if (clampSec === undefined) return ns;
@@ -122,89 +120,114 @@ function noSource(e: ChangeEntry): StowageError {
 }
 
 /**
- * Reads a small file's whole content into `buf` at `off` with synchronous calls: four syscalls, no
- * promise or FileHandle per file (which cost ~200 µs of CPU per file here, more than reading it).
+ * Fixed-size buffers handed out again once their last user is done with them, so a layer's memory
+ * is the blocks in flight (a handful of MiB), not whatever the garbage collector has not yet freed
+ * (V8 collects external memory only after ~64 MiB of it has piled up).
  */
-function readSmallInto(e: ChangeEntry, buf: Buffer, off: number): void {
-  if (e.source === undefined) throw noSource(e);
-  const fd = openSync(e.source, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-  try {
-    let got = 0;
-    while (got < e.size) {
-      const n = readSync(fd, buf, off + got, e.size - got, null);
-      if (n === 0) break;
-      got += n;
-    }
-    if (got !== e.size || readSync(fd, Buffer.alloc(1), 0, 1, null) !== 0) throw fileChanged(e);
-  } finally {
-    closeSync(fd);
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(
+    readonly size: number,
+    /** Buffers kept for reuse; more than this are left to the GC. */
+    private readonly keep: number,
+  ) {}
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+  /** Returns a buffer taken from this pool; its bytes may be overwritten at once. */
+  give(buf: Buffer): void {
+    if (buf.length === this.size && this.free.length < this.keep) this.free.push(buf);
   }
 }
 
-/** A large file's content, streamed in chunks without blocking the event loop. */
-async function* largeFileContent(e: ChangeEntry, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
-  if (e.source === undefined) throw noSource(e);
-  const fh = await fsp.open(e.source, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-  try {
-    let left = e.size;
-    while (left > 0) {
-      signal?.throwIfAborted();
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      left -= bytesRead;
-      yield buf.subarray(0, bytesRead);
-    }
-    const extra = await fh.read(Buffer.alloc(1), 0, 1, null);
-    if (left !== 0 || extra.bytesRead !== 0) throw fileChanged(e);
-  } finally {
-    await fh.close();
-  }
+/** Default tar block: the parallel gzip's member size, so blocks go to gzip without a copy. */
+export const TAR_BLOCK_SIZE = 1024 * 1024;
+/** gzip members compressed at once (libuv's threadpool has 4 threads). */
+const GZIP_CONCURRENCY = 4;
+
+export interface TarBlockOptions {
+  clampMtime?: number;
+  signal?: AbortSignal;
+  /** Where blocks come from (default: fresh buffers of TAR_BLOCK_SIZE). */
+  pool?: BufferPool;
 }
 
 /**
- * The uncompressed tar of a planned layer, as a stream of chunks. Headers, small files' contents
- * (read straight into place) and padding are packed into ~1 MiB batches, so a layer of 20,000 small
- * files is ~200 chunks, not 60,000; files larger than a batch are streamed on their own.
+ * The uncompressed tar of a planned layer, cut into blocks of exactly `pool.size` bytes (the last
+ * one shorter). Headers, file contents and padding are written straight into the blocks — a file
+ * is read once, into place, whatever its size, and never held whole — so a 20,000-file layer is
+ * ~200 buffers, each from the pool. A yielded block belongs to the consumer until it gives it back.
+ *
+ * Files are read with synchronous calls (open, read into the block, close: no promise or FileHandle
+ * per file, which cost more CPU than the read itself); the event loop is held for at most one block.
  */
-export async function* tarStream(items: readonly LayerItem[], options: { clampMtime?: number; signal?: AbortSignal } = {}): AsyncGenerator<Buffer> {
-  let batch = Buffer.allocUnsafe(READ_CHUNK);
+export async function* tarBlocks(items: readonly LayerItem[], options: TarBlockOptions = {}): AsyncGenerator<Buffer> {
+  const pool = options.pool ?? new BufferPool(TAR_BLOCK_SIZE, 0);
+  const size = pool.size;
+  let block = pool.take();
   let used = 0;
-  const take = (): Buffer => {
-    const out = batch.subarray(0, used);
-    batch = Buffer.allocUnsafe(READ_CHUNK);
-    used = 0;
-    return out;
-  };
-  const put = (b: Buffer): void => {
-    used += b.copy(batch, used);
-  };
+  const probe = Buffer.alloc(1);
+  const scratch = Buffer.alloc(BLOCK);
   for (const item of items) {
     options.signal?.throwIfAborted();
     const h = headerFor(item, options.clampMtime);
-    const header = encodeHeader(h);
-    const isContent = item.kind === 'entry' && item.entry.type === 'file' && h.size > 0;
-    const pad = isContent ? padding(h.size) : 0;
-    const need = header.length + (isContent ? h.size + pad : 0);
-    if (used + need > batch.length && used > 0) yield take();
-    if (need > batch.length) {
-      // A large file: its header, then its content streamed, then its padding.
-      yield header;
-      if (item.kind === 'entry') yield* largeFileContent(item.entry, options.signal);
-      if (pad > 0) yield Buffer.alloc(pad);
-      continue;
+    const header = encodeHeader(h, scratch);
+    for (let off = 0; off < header.length; ) {
+      const n = header.copy(block, used, off);
+      off += n;
+      used += n;
+      if (used === size) {
+        yield block;
+        block = pool.take();
+        used = 0;
+      }
     }
-    put(header);
-    if (isContent && item.kind === 'entry') {
-      readSmallInto(item.entry, batch, used);
-      used += h.size;
-      batch.fill(0, used, used + pad);
-      used += pad;
+    if (item.kind !== 'entry' || item.entry.type !== 'file' || h.size === 0) continue;
+    const e = item.entry;
+    if (e.source === undefined) throw noSource(e);
+    const fd = openSync(e.source, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    try {
+      let left = e.size;
+      while (left > 0) {
+        const n = readSync(fd, block, used, Math.min(size - used, left), null);
+        if (n === 0) throw fileChanged(e);
+        left -= n;
+        used += n;
+        if (used === size) {
+          yield block;
+          block = pool.take();
+          used = 0;
+          options.signal?.throwIfAborted();
+        }
+      }
+      if (readSync(fd, probe, 0, 1, null) !== 0) throw fileChanged(e);
+    } finally {
+      closeSync(fd);
+    }
+    for (let pad = padding(e.size); pad > 0; ) {
+      const n = Math.min(pad, size - used);
+      block.fill(0, used, used + n);
+      pad -= n;
+      used += n;
+      if (used === size) {
+        yield block;
+        block = pool.take();
+        used = 0;
+      }
     }
   }
-  if (used + END_OF_ARCHIVE.length > batch.length) yield take();
-  put(END_OF_ARCHIVE);
-  yield take();
+  for (let left = END_OF_ARCHIVE.length; left > 0; ) {
+    const n = Math.min(left, size - used);
+    block.fill(0, used, used + n);
+    left -= n;
+    used += n;
+    if (used === size && left > 0) {
+      yield block;
+      block = pool.take();
+      used = 0;
+    }
+  }
+  yield used === size ? block : block.subarray(0, used);
 }
 
 async function* hashing(source: AsyncIterable<Buffer>, hash: ReturnType<typeof createHash>, count: { n: number }): AsyncGenerator<Buffer> {
@@ -220,7 +243,10 @@ export async function writeLayer(changes: ChangeSet, store: BlobStore, options: 
   const planOptions: PlanOptions = {};
   if (options.parentMetadata) planOptions.parentMetadata = options.parentMetadata;
   const items = planLayer(changes, planOptions);
-  const tarOptions: { clampMtime?: number; signal?: AbortSignal } = {};
+  const concurrency = GZIP_CONCURRENCY;
+  // Blocks in flight: those being compressed, the one being filled, the one between the two.
+  const pool = new BufferPool(TAR_BLOCK_SIZE, concurrency + 2);
+  const tarOptions: TarBlockOptions = { pool };
   if (options.clampMtime !== undefined) tarOptions.clampMtime = options.clampMtime;
   if (options.signal) tarOptions.signal = options.signal;
 
@@ -232,10 +258,10 @@ export async function writeLayer(changes: ChangeSet, store: BlobStore, options: 
   const fh = await fsp.open(tmp, 'wx', 0o644);
   let adopted = false;
   try {
-    const gzOptions: { level?: number; signal?: AbortSignal } = {};
+    const gzOptions: ParallelGzipOptions = { blockSize: TAR_BLOCK_SIZE, concurrency, release: (b) => pool.give(b) };
     if (options.gzipLevel !== undefined) gzOptions.level = options.gzipLevel;
     if (options.signal) gzOptions.signal = options.signal;
-    for await (const member of parallelGzip(hashing(tarStream(items, tarOptions), tarHash, tarCount), gzOptions)) {
+    for await (const member of parallelGzip(hashing(tarBlocks(items, tarOptions), tarHash, tarCount), gzOptions)) {
       gzHash.update(member);
       gzSize += member.length;
       let off = 0;
