@@ -3,8 +3,7 @@
  * (a target that is not a stage, args nothing declares, images that depend on each other in a
  * cycle). Never touches the network. Exit 0 clean, 1 errors (or warnings with --strict), 2 usage.
  */
-import { readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runBuildChecks } from '../dockerfile/checks.js';
 import type { Dockerfile } from '../dockerfile/types.js';
@@ -37,38 +36,62 @@ export interface DockerignoreInfo {
   diagnostics: Diagnostic[];
 }
 
-/** BuildKit's rule (A11): `<Dockerfile>.dockerignore` wins over `<context>/.dockerignore`. */
-export async function readDockerignoreFor(image: SpecImage, cwd: string): Promise<DockerignoreInfo> {
+/** What reading one candidate ignore file gave: its text, nothing there, or an error code. */
+type IgnoreRead = { text: string } | { missing: true } | { error: string };
+
+function readIgnoreCandidate(path: string): IgnoreRead {
+  try {
+    // No exception for the usual case (no such file): stat says so cheaply, and most images have none.
+    if (statSync(path, { throwIfNoEntry: false }) === undefined) return { missing: true };
+    return { text: readFileSync(path, 'utf8') };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? { missing: true } : { error: code ?? 'error' };
+  }
+}
+
+/**
+ * BuildKit's rule (A11): `<Dockerfile>.dockerignore` wins over `<context>/.dockerignore`.
+ * `reads` remembers each candidate file across images (many share a context or a Dockerfile).
+ */
+export function dockerignoreFor(image: SpecImage, cwd: string, reads: Map<string, IgnoreRead> = new Map()): DockerignoreInfo {
   for (const candidate of [`${image.dockerfile}.dockerignore`, join(image.context, '.dockerignore')]) {
-    try {
-      const text = await readFile(candidate, 'utf8');
-      const patterns = text
+    let read = reads.get(candidate);
+    if (!read) {
+      read = readIgnoreCandidate(candidate);
+      reads.set(candidate, read);
+    }
+    if ('missing' in read) continue;
+    if ('text' in read) {
+      const patterns = read.text
         .replace(/^\uFEFF/, '')
         .split(/\r?\n/)
         .filter((l) => !l.startsWith('#'))
         .map((l) => l.trim())
         .filter((l) => l !== '');
       return { patterns, diagnostics: [] };
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
-      const at = image.source.fields['context'] ?? image.source.image;
-      return {
-        patterns: [],
-        diagnostics: [
-          {
-            file: at.file,
-            range: at.range,
-            severity: 'error',
-            code: 'context/dockerignore-unreadable',
-            message: `image ${image.name}: cannot read ${displayPath(cwd, candidate)} (${code ?? 'error'})`,
-            hint: 'make the file readable or remove it; without it, files meant to be ignored would be sent to the build',
-          },
-        ],
-      };
     }
+    const at = image.source.fields['context'] ?? image.source.image;
+    return {
+      patterns: [],
+      diagnostics: [
+        {
+          file: at.file,
+          range: at.range,
+          severity: 'error',
+          code: 'context/dockerignore-unreadable',
+          message: `image ${image.name}: cannot read ${displayPath(cwd, candidate)} (${read.error})`,
+          hint: 'make the file readable or remove it; without it, files meant to be ignored would be sent to the build',
+        },
+      ],
+    };
   }
   return { patterns: [], diagnostics: [] };
+}
+
+/** {@link dockerignoreFor} for one image. */
+export async function readDockerignoreFor(image: SpecImage, cwd: string): Promise<DockerignoreInfo> {
+  return dockerignoreFor(image, cwd);
 }
 
 /** `COPY --from=name` where `name` is no stage and does not look like an image: most likely a typo. */
@@ -106,21 +129,33 @@ export async function collectLintDiagnostics(options: {
   const { spec } = project;
   if (!spec) return diagnostics;
 
-  // Build checks once per (Dockerfile, .dockerignore) pair: images often share a Dockerfile.
+  // Build checks once per (Dockerfile, .dockerignore) pair: images often share a Dockerfile. Equal
+  // Dockerfile text with equal ignore patterns gives the same findings, only about another file.
   const checked = new Set<string>();
+  const findingsByContent = new Map<string, { file: string; diagnostics: Diagnostic[] }>();
+  const ignoreReads = new Map<string, IgnoreRead>();
   for (const image of spec.images) {
     const parsed = project.dockerfiles.get(image.dockerfile);
     if (!parsed?.dockerfile) continue;
-    const ignore = await readDockerignoreFor(image, options.cwd);
+    const ignore = dockerignoreFor(image, options.cwd, ignoreReads);
     diagnostics.push(...ignore.diagnostics);
-    const key = `${image.dockerfile}\0${ignore.patterns.join('\n')}`;
+    const patterns = ignore.patterns.join('\n');
+    const key = `${image.dockerfile}\0${patterns}`;
     if (checked.has(key)) continue;
     checked.add(key);
     const shown = displayPath(options.cwd, image.dockerfile);
-    diagnostics.push(
-      ...runBuildChecks({ text: parsed.text, dockerfile: parsed.dockerfile }, { file: shown, dockerignore: ignore.patterns }),
+    const contentKey = `${patterns}\0${parsed.text}`;
+    const same = findingsByContent.get(contentKey);
+    if (same) {
+      diagnostics.push(...same.diagnostics.map((d) => (d.file === same.file ? { ...d, file: shown } : d)));
+      continue;
+    }
+    const found = [
+      ...runBuildChecks({ text: parsed.text, dockerfile: parsed.dockerfile, ...(parsed.raw ? { raw: parsed.raw } : {}) }, { file: shown, dockerignore: ignore.patterns }),
       ...unknownStageReferences(parsed.dockerfile, shown),
-    );
+    ];
+    findingsByContent.set(contentKey, { file: shown, diagnostics: found });
+    diagnostics.push(...found);
   }
   const { diagnostics: graphDiagnostics } = compileGraph({
     spec,

@@ -10,7 +10,7 @@
  */
 import type { Diagnostic, SourceRange } from '../util/errors.js';
 import { suggest as didYouMean } from './suggest.js';
-import { parseRaw, type RawNode } from './ast.js';
+import { parseRaw, type RawNode, type RawParseResult } from './ast.js';
 import { analyzeDockerfile } from './analyze.js';
 import { parseDockerfile, parseInstruction } from './parse.js';
 import { lexWord } from './shell-lex.js';
@@ -187,10 +187,11 @@ function isSelfConsistentCasing(s: string): boolean {
  * A Dockerfile that does not parse yields the parse errors followed by the warnings collected for
  * the instructions that did parse (BuildKit reports warnings before the error).
  */
-export function runBuildChecks(input: string | { text: string; dockerfile?: Dockerfile }, options: CheckOptions = {}): Diagnostic[] {
+export function runBuildChecks(input: string | { text: string; dockerfile?: Dockerfile; raw?: RawParseResult }, options: CheckOptions = {}): Diagnostic[] {
   const text = typeof input === 'string' ? input : input.text;
   const file = options.file;
-  const raw = parseRaw(text);
+  // `raw`, when given, is `parseRaw(text)` kept from parsing the Dockerfile (it is never changed).
+  const raw = (typeof input !== 'string' ? input.raw : undefined) ?? parseRaw(text);
   if (raw.error !== undefined) return [];
   const buildArgs = options.buildArgs ?? {};
   const directive = raw.directives.find((d) => d.name === 'check')?.value;

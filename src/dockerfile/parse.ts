@@ -118,12 +118,19 @@ export function directivesOf(raw: RawParseResult): Directives {
 
 /** Parse a Dockerfile. `dockerfile` is present exactly when there are no error diagnostics. */
 export function parseDockerfile(text: string, options: { file: string }): ParseResult {
+  if (typeof text !== 'string') {
+    return { diagnostics: [{ file: options.file, severity: 'error', code: 'dockerfile/unreadable', message: 'the Dockerfile is not text' }] };
+  }
+  return parseDockerfileFromRaw(parseRaw(text), options);
+}
+
+/**
+ * {@link parseDockerfile} from the line-level parse (`parseRaw(text)`), for callers that keep it
+ * for the build checks too rather than splitting the text twice.
+ */
+export function parseDockerfileFromRaw(raw: RawParseResult, options: { file: string }): ParseResult {
   const file = options.file;
   const diagnostics: Diagnostic[] = [];
-  if (typeof text !== 'string') {
-    return { diagnostics: [{ file, severity: 'error', code: 'dockerfile/unreadable', message: 'the Dockerfile is not text' }] };
-  }
-  const raw = parseRaw(text);
   if (raw.error !== undefined) {
     diagnostics.push({
       file,

@@ -9,6 +9,7 @@
 import { sha256Digest } from '../image/digest.js';
 import { canonicalJson } from '../image/canonical.js';
 import { analyzeDockerfile, parsePlatform as parseStagePlatform } from '../dockerfile/analyze.js';
+import type { RawParseResult } from '../dockerfile/ast.js';
 import type { Dockerfile, Instruction, Stage } from '../dockerfile/types.js';
 import { parseReference, formatReference } from '../registry/reference.js';
 import { destinationKey, parseDestination } from '../spec/destination.js';
@@ -23,6 +24,8 @@ export interface ParsedDockerfile {
   text: string;
   /** Absent when the file could not be read or parsed; lint reports why. */
   dockerfile?: Dockerfile;
+  /** `parseRaw(text)`, kept so the build checks need not split the text again. */
+  raw?: RawParseResult;
 }
 
 export interface CompileInput {

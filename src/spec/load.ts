@@ -3,7 +3,7 @@
  * against the schema, normalises (pure), then checks contexts and Dockerfiles on disk.
  * Every problem becomes a Diagnostic; nothing here throws at the user.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, realpathSync, statSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import type { Diagnostic } from '../util/errors.js';
 import { errorMessage, isAbortError } from '../util/errors.js';
@@ -45,8 +45,10 @@ export async function loadSpec(file: string, options: LoadSpecOptions = {}): Pro
   const rel = relative(cwd, abs);
   const displayFile = rel !== '' && isInside(cwd, abs) ? rel : abs;
   const readFile = options.readFile ?? ((p: string, signal?: AbortSignal) => fsp.readFile(p, { signal }));
-  const stat = options.stat ?? ((p: string) => fsp.stat(p));
-  const realpath = options.realpath ?? ((p: string) => fsp.realpath(p));
+  // Synchronous defaults behind the async ports: a spec names hundreds of contexts and Dockerfiles,
+  // and a thread-pool round trip per stat costs more than the stat itself.
+  const stat = options.stat ?? ((p: string) => syncAsPromise(() => statSync(p)));
+  const realpath = options.realpath ?? ((p: string) => syncAsPromise(() => realpathSync.native(p)));
   const maxBytes = options.maxBytes ?? MAX_SPEC_BYTES;
   const fail = (code: string, message: string, hint?: string): LoadResult => ({ diagnostics: [{ file: displayFile, severity: 'error', code, message, hint }] });
 
@@ -90,6 +92,14 @@ export async function loadSpec(file: string, options: LoadSpecOptions = {}): Pro
   diagnostics.push(...norm.diagnostics);
   diagnostics.push(...(await runFsChecks(norm.fsChecks, { stat, realpath, signal: options.signal })));
   return finish(diagnostics, norm.spec);
+}
+
+function syncAsPromise<T>(f: () => T): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 function finish(diagnostics: Diagnostic[], spec?: LoadResult['spec']): LoadResult {
