@@ -248,3 +248,23 @@ test('a multi-stage build in a temp build root: each stage starts from its own b
     fx.cleanup();
   }
 });
+
+test('stowage executor: --force and --ignore-path parse (absolute only), and the executor keeps its context, Dockerfile, outputs and credentials', async () => {
+  const { parseExecutorArgs, isolationNoneOptions, executorUsage } = await import('../../src/cli/executor.js');
+  const { options } = parseExecutorArgs([
+    '--isolation=none', '--force', '--ignore-path', '/data', '--ignore-path=/var/lib/keep',
+    '--destination', 'oci:/out/layout:v1', '--destination', 'registry.example.com/a/b:1', '--tar-path', '/out/image.tar', '--digest-file', '/out/digest',
+  ]);
+  assert.equal(options.force, true);
+  assert.deepEqual(options.ignorePaths, ['/data', '/var/lib/keep']);
+  assert.throws(() => parseExecutorArgs(['--ignore-path', 'relative/path']), /must be an absolute path/);
+  const none = isolationNoneOptions(options, { contextDir: '/workspace', dockerfilePath: '/workspace/Dockerfile', env: { DOCKER_CONFIG: '/stowage/.docker' } });
+  assert.equal(none.buildRoot, '/');
+  assert.equal(none.force, true);
+  assert.deepEqual(none.ignorePaths, ['/data', '/var/lib/keep']);
+  assert.deepEqual([...none.protect].sort(), ['/out/digest', '/out/image.tar', '/out/layout', '/stowage/.docker', '/workspace', '/workspace/Dockerfile']);
+  const help = executorUsage();
+  assert.match(help, /--ignore-path/);
+  assert.match(help, /--force\n.*deletes the files of the machine/);
+  assert.match(help, /none is Kaniko's model.*consumed/s);
+});
