@@ -106,6 +106,12 @@ function appendQuery(location: string, base: string, params: Record<string, stri
   return u.toString();
 }
 
+/** How an upload begins: in a session a mount opened, and whether to ask (HEAD) before sending. */
+interface UploadStart {
+  session?: string;
+  askFirst: boolean;
+}
+
 /** Thrown inside the upload loop to restart the whole blob sequence (new session). */
 class RestartUpload extends Error {
   constructor(readonly reason: unknown) {
@@ -183,7 +189,9 @@ export class Pusher {
     if (stale.length === 0) return result;
 
     await Promise.all([...layers.values()].map((b) => this.ensureLinked(registry, repository, b, signal)));
-    await Promise.all([...configs.values()].map((b) => this.ensureLinked(registry, repository, b, signal)));
+    // A config is a few KB and belongs to this image, which no reference here names: asking whether
+    // the registry has it anyway costs a round trip that sending it does not.
+    await Promise.all([...configs.values()].map((b) => this.ensureLinked(registry, repository, b, signal, { askFirst: false })));
     // Then child manifests by digest, then the root by tag.
     if (isMultiPlatform(root)) {
       await Promise.all(images.map((img) => this.putManifest(registry, repository, img.digest, img.manifest.mediaType, img.manifestBytes, img.digest, blobs, signal)));
@@ -230,8 +238,12 @@ export class Pusher {
     s.add(repository);
   }
 
-  /** Makes `blob` present in `repository`: already known → mount → upload (once per registry). */
-  ensureLinked(registry: string, repository: string, blob: Blob, signal?: AbortSignal): Promise<void> {
+  /**
+   * Makes `blob` present in `repository`: already known → mount → upload (once per registry).
+   * An upload first asks (HEAD) whether the registry has the blob, unless `askFirst` is false.
+   */
+  ensureLinked(registry: string, repository: string, blob: Blob, signal?: AbortSignal, options: { askFirst?: boolean } = {}): Promise<void> {
+    const askFirst = options.askFirst ?? true;
     const state = this.state(registry);
     const digest = blob.descriptor.digest;
     return this.singleFlight(state, `link:${repository}:${digest}`, async () => {
@@ -256,19 +268,19 @@ export class Pusher {
           }
           if (outcome.kind === 'session') {
             // 202: the source did not have it; the registry opened an upload for us (never an error).
-            return this.uploadFlight(state, registry, repository, blob, outcome.location, signal);
+            return this.uploadFlight(state, registry, repository, blob, { session: outcome.location, askFirst: false }, signal);
           }
           state.mountBroken.add(from);
           continue;
         }
-        return this.uploadFlight(state, registry, repository, blob, undefined, signal);
+        return this.uploadFlight(state, registry, repository, blob, { askFirst }, signal);
       }
     });
   }
 
-  private uploadFlight(state: RegistryState, registry: string, repository: string, blob: Blob, session: string | undefined, signal?: AbortSignal): Promise<void> {
+  private uploadFlight(state: RegistryState, registry: string, repository: string, blob: Blob, start: UploadStart, signal?: AbortSignal): Promise<void> {
     return this.singleFlight(state, `up:${blob.descriptor.digest}`, () =>
-      state.limit(() => this.upload(state, registry, repository, blob, session, signal)),
+      state.limit(() => this.upload(state, registry, repository, blob, start, signal)),
     );
   }
 
@@ -371,10 +383,10 @@ export class Pusher {
    * HEAD (first time only) → POST → PUT, restarting the whole sequence on transient failures;
    * after a failed commit, HEAD first so we never re-send what the registry already has.
    */
-  private async upload(state: RegistryState, registry: string, repository: string, blob: Blob, session: string | undefined, signal?: AbortSignal): Promise<void> {
+  private async upload(state: RegistryState, registry: string, repository: string, blob: Blob, start: UploadStart, signal?: AbortSignal): Promise<void> {
     const digest = blob.descriptor.digest;
-    let location = session;
-    let checkFirst = session === undefined;
+    let location = start.session;
+    let checkFirst = start.askFirst;
     for (let attempt = 1; ; attempt++) {
       try {
         if (checkFirst && (await this.headBlob(state, registry, repository, digest, signal))) {
