@@ -516,14 +516,17 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
  */
 async function createBuildRootFor(none: IsolationNoneOptions, cacheDir: string): Promise<{ snapshotter: import('./build-root/build-root.js').BuildRoot; reason: string }> {
   const [{ BuildRoot }, guard, ignoreList] = await Promise.all([import('./build-root/build-root.js'), import('./build-root/guard.js'), import('./build-root/ignore-list.js')]);
-  const root = resolvePath(none.buildRoot);
-  if (!guard.isDirectory(root)) throw new StowageError('engine/build-root-missing', `the build root ${root} is not a directory`);
+  if (!guard.isDirectory(resolvePath(none.buildRoot))) throw new StowageError('engine/build-root-missing', `the build root ${none.buildRoot} is not a directory`);
+  // Mount points are real paths: compare them with the real root, and keep protected paths under
+  // both the name given and the real one (a symlinked /var/run, a symlinked cache dir).
+  const root = guard.realOrSelf(resolvePath(none.buildRoot));
+  const protect = [guard.installDir(), resolvePath(cacheDir), ...none.protect.map((p) => resolvePath(p))].flatMap((p) => [p, guard.realOrSelf(p)]);
   const container = guard.probeContainer();
   guard.assertBuildRootAllowed({ root, force: none.force, container });
   const ignore = ignoreList.buildIgnoreList({
     root,
     mountPoints: ignoreList.readMountPoints(),
-    protect: [guard.installDir(), resolvePath(cacheDir), ...none.protect.map((p) => resolvePath(p))],
+    protect,
     ignorePaths: none.ignorePaths,
   });
   const snapshotter = new BuildRoot({ root, ignore, scratchDir: join(resolvePath(cacheDir), 'build-root-trees'), ...(none.onWarning ? { onWarning: none.onWarning } : {}) });

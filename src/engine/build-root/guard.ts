@@ -62,7 +62,8 @@ export function installDir(moduleUrl: string = import.meta.url): string {
   return realOrSelf(path.dirname(fileURLToPath(moduleUrl)));
 }
 
-function realOrSelf(p: string): string {
+/** The real path of `p`, or `p` itself when it does not exist (yet). */
+export function realOrSelf(p: string): string {
   try {
     return realpathSync(p);
   } catch {
