@@ -184,50 +184,7 @@ export async function runBuild(argv: string[]): Promise<number> {
   const pushJobs = positiveInt('--push-jobs', values['push-jobs']) ?? 8;
   const metadataFile = values['metadata-file'] ? resolve(cwd, values['metadata-file'] as string) : undefined;
 
-  const plan = await computePlan({
-    file: resolve(cwd, (values.file as string | undefined) ?? 'stowage.yaml'),
-    vars: parseKeyValues('--var', values.var as string[] | undefined),
-    env,
-    cwd,
-    selection: positionals,
-  });
-  if (!plan.graph || !plan.spec) {
-    const problems = plan.diagnostics.filter((d) => d.severity === 'error');
-    const readSource = (f: string) => {
-      try {
-        return readFileSync(resolve(cwd, f), 'utf8');
-      } catch {
-        return undefined;
-      }
-    };
-    process.stderr.write(renderHuman(problems, { color: Boolean(process.stderr.isTTY) && !env.NO_COLOR, readSource }));
-    process.stderr.write(`stowage build: the spec has ${problems.length} error(s); nothing was built\n`);
-    return 2;
-  }
-  const { graph, spec } = plan;
-  const failure = values['keep-going'] ? 'keep-going' : values['fail-fast'] ? 'fail-fast' : spec.execution.failure;
-  const publish = publishFlag ?? spec.execution.publish;
-  const jobs = jobsFlag ?? spec.execution.jobs ?? (await import('node:os')).availableParallelism();
-  const progress = createProgress({ mode: chooseProgressMode(progressFlag === 'auto' ? undefined : progressFlag, env, Boolean(process.stderr.isTTY)), out: process.stderr });
-
-  const [{ buildDockerfile, writeDestinations, createEnginePorts }, { parsePlatform }, { resolveCacheDir }] = await Promise.all([
-    import('../engine/build-image.js'),
-    import('../image/platform.js'),
-    import('../store/cache-dir.js'),
-  ]);
-
-  const controller = new AbortController();
-  const onSignal = () => controller.abort(new StowageError('build/interrupted', 'interrupted'));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-
-  const specImages = new Map(spec.images.map((i) => [i.name, i]));
-  /** Images this run built, for dependents (which start only after their dependencies' jobs end). */
-  const built = new Map<string, Image>();
-  const ownerOf = specImageResolver(spec);
-  const records: Record<string, ImageRecord> = {};
-  for (const g of graph.images) records[g.name] = { status: 'not-started', destinations: g.destinations, published: false };
-
+  const { resolveCacheDir } = await import('../store/cache-dir.js');
   const cacheDir = resolveCacheDir({ flag: values['cache-dir'] as string | undefined, env });
   const epochText = env.SOURCE_DATE_EPOCH;
   const sourceDateEpoch = values.reproducible ? Number(epochText ?? 0) : epochText !== undefined ? Number(epochText) : undefined;
@@ -235,24 +192,71 @@ export async function runBuild(argv: string[]): Promise<number> {
     throw new StowageError('usage/bad-env', `SOURCE_DATE_EPOCH ${JSON.stringify(epochText)} is not a whole number of seconds`);
   }
 
-  let setup: Awaited<ReturnType<typeof createEnginePorts>> | undefined;
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new StowageError('build/interrupted', 'interrupted'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  /** Images this run built, for dependents (which start only after their dependencies' jobs end). */
+  const built = new Map<string, Image>();
+  /** Which image of the spec a reference names; known once the spec is loaded. */
+  let ownerOf: (ref: string) => string | undefined = () => undefined;
+  // The engine (its modules, blob store, snapshotter and sandbox probes, which are child processes)
+  // needs nothing from the spec, so it loads and sets up while the spec and Dockerfiles compile.
+  const engineModule = import('../engine/build-image.js');
+  const setupFlight = engineModule.then(({ createEnginePorts }) => createEnginePorts({
+    cacheDir,
+    snapshotter,
+    isolation,
+    registry: {
+      insecureRegistries: (values['insecure-registry'] as string[] | undefined) ?? [],
+      registryMirrors: (values['registry-mirror'] as string[] | undefined) ?? [],
+    },
+    pushConcurrency: pushJobs,
+    // FROM / COPY --from naming an image of this spec uses what this run built.
+    resolveLocal: async (ref) => {
+      const owner = ownerOf(ref);
+      return owner !== undefined ? built.get(owner) : undefined;
+    },
+    signal: controller.signal,
+  }));
+  // Until it is awaited below, a failed setup must not count as an unhandled rejection.
+  setupFlight.catch(() => undefined);
+
+  let setup: Awaited<typeof setupFlight> | undefined;
+  const records: Record<string, ImageRecord> = {};
   try {
-    setup = await createEnginePorts({
-      cacheDir,
-      snapshotter,
-      isolation,
-      registry: {
-        insecureRegistries: (values['insecure-registry'] as string[] | undefined) ?? [],
-        registryMirrors: (values['registry-mirror'] as string[] | undefined) ?? [],
-      },
-      pushConcurrency: pushJobs,
-      // FROM / COPY --from naming an image of this spec uses what this run built.
-      resolveLocal: async (ref) => {
-        const owner = ownerOf(ref);
-        return owner !== undefined ? built.get(owner) : undefined;
-      },
-      signal: controller.signal,
+    const plan = await computePlan({
+      file: resolve(cwd, (values.file as string | undefined) ?? 'stowage.yaml'),
+      vars: parseKeyValues('--var', values.var as string[] | undefined),
+      env,
+      cwd,
+      selection: positionals,
     });
+    if (!plan.graph || !plan.spec) {
+      const problems = plan.diagnostics.filter((d) => d.severity === 'error');
+      const readSource = (f: string) => {
+        try {
+          return readFileSync(resolve(cwd, f), 'utf8');
+        } catch {
+          return undefined;
+        }
+      };
+      process.stderr.write(renderHuman(problems, { color: Boolean(process.stderr.isTTY) && !env.NO_COLOR, readSource }));
+      process.stderr.write(`stowage build: the spec has ${problems.length} error(s); nothing was built\n`);
+      return 2;
+    }
+    const { graph, spec } = plan;
+    ownerOf = specImageResolver(spec);
+    const failure = values['keep-going'] ? 'keep-going' : values['fail-fast'] ? 'fail-fast' : spec.execution.failure;
+    const publish = publishFlag ?? spec.execution.publish;
+    const jobs = jobsFlag ?? spec.execution.jobs ?? (await import('node:os')).availableParallelism();
+    const progress = createProgress({ mode: chooseProgressMode(progressFlag === 'auto' ? undefined : progressFlag, env, Boolean(process.stderr.isTTY)), out: process.stderr });
+    const [{ parsePlatform }, { buildDockerfile, writeDestinations }] = await Promise.all([import('../image/platform.js'), engineModule]);
+    const specImages = new Map(spec.images.map((i) => [i.name, i]));
+    for (const g of graph.images) records[g.name] = { status: 'not-started', destinations: g.destinations, published: false };
+
+    setup = await setupFlight;
     const engine = setup;
     // Said once per run: which sandbox RUN steps get and why (chroot is no security boundary).
     progress.info(`RUN isolation: ${engine.isolation.isolation} (${engine.isolation.reason}); snapshotter: ${engine.engine.snapshotter.name}`);
@@ -369,7 +373,9 @@ export async function runBuild(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await setup?.close().catch(() => undefined);
+    // Also when the spec had errors: then whatever the setup says does not matter, only that it ends.
+    const engine = setup ?? (await setupFlight.catch(() => undefined));
+    await engine?.close().catch(() => undefined);
   }
 
   function rowOf(name: string, rec: ImageRecord): SummaryRow {
