@@ -268,8 +268,8 @@ export function analyzeDockerfile(df: Dockerfile, options: AnalyzeOptions): Anal
   };
   if (!visit(target)) return fail();
 
-  const consumed = (k: string) =>
-    declaredArgs.has(k) || BUILTIN_ARGS.has(k) || PROXY_ARGS.includes(k) || predefinedArgs(options.platform).has(k);
+  const predefined = predefinedArgs(options.platform);
+  const consumed = (k: string) => declaredArgs.has(k) || BUILTIN_ARGS.has(k) || PROXY_ARGS.includes(k) || predefined.has(k);
   const unusedBuildArgs = Object.keys(options.buildArgs)
     .filter((k) => !consumed(k))
     .sort();

@@ -7,7 +7,6 @@
  * its `oci:`/`docker-archive:` output, or explicitly as `image:<name>` — depends on that image and will use the built result directly.
  */
 import { sha256Digest } from '../image/digest.js';
-import { canonicalJson } from '../image/canonical.js';
 import { analyzeDockerfile, parsePlatform as parseStagePlatform } from '../dockerfile/analyze.js';
 import type { RawParseResult } from '../dockerfile/ast.js';
 import type { Dockerfile, Instruction, Stage } from '../dockerfile/types.js';
@@ -94,25 +93,94 @@ interface ImagePlan {
  * any: `image:<name>`, one of the image's registry destinations (normalised), or its `oci:` /
  * `docker-archive:` output written as the spec writes it (relative to the spec's directory).
  */
-export function specImageResolver(spec: BuildSpec): (ref: string, self?: string) => string | undefined {
+export function specImageResolver(spec: BuildSpec, normalize: (ref: string) => string | undefined = normalizeRef): (ref: string, self?: string) => string | undefined {
   const byName = new Set(spec.images.map((i) => i.name));
   const destinationOwner = new Map<string, string>();
   for (const img of spec.images) {
     for (const d of img.destinations) destinationOwner.set(d.kind === 'registry' ? d.ref : destinationKey(d), img.name);
   }
+  // Hundreds of images usually name a handful of bases: look each reference up once.
+  const ownerOf = new Map<string, string | undefined>();
+  const lookup = (ref: string): string | undefined => {
+    if (ref.startsWith(IMAGE_REF_PREFIX) && byName.has(ref.slice(IMAGE_REF_PREFIX.length))) return ref.slice(IMAGE_REF_PREFIX.length);
+    if (ref.startsWith('oci:') || ref.startsWith('docker-archive:')) {
+      const parsed = parseDestination(ref, spec.dir);
+      return parsed.ok ? destinationOwner.get(destinationKey(parsed.value)) : undefined;
+    }
+    const norm = normalize(ref);
+    return norm ? destinationOwner.get(norm) : undefined;
+  };
   return (ref, self) => {
     let owner: string | undefined;
-    if (ref.startsWith(IMAGE_REF_PREFIX) && byName.has(ref.slice(IMAGE_REF_PREFIX.length))) {
-      owner = ref.slice(IMAGE_REF_PREFIX.length);
-    } else if (ref.startsWith('oci:') || ref.startsWith('docker-archive:')) {
-      const parsed = parseDestination(ref, spec.dir);
-      owner = parsed.ok ? destinationOwner.get(destinationKey(parsed.value)) : undefined;
-    } else {
-      const norm = normalizeRef(ref);
-      owner = norm ? destinationOwner.get(norm) : undefined;
+    if (ownerOf.has(ref)) owner = ownerOf.get(ref);
+    else {
+      owner = lookup(ref);
+      ownerOf.set(ref, owner);
     }
     return owner !== undefined && owner !== self ? owner : undefined;
   };
+}
+
+/** {@link normalizeRef} remembering its answers (references repeat across images). */
+function memoizedNormalizeRef(): (ref: string) => string | undefined {
+  const seen = new Map<string, string | undefined>();
+  return (ref) => {
+    if (seen.has(ref)) return seen.get(ref);
+    const norm = normalizeRef(ref);
+    seen.set(ref, norm);
+    return norm;
+  };
+}
+
+/** What decides a stage's result, hashed into its vertex id. */
+export interface VertexIdentity {
+  v: number;
+  dockerfile: string;
+  stage: number;
+  context: string;
+  platform: string;
+  args: Record<string, string>;
+  base: BaseRef;
+  baseLabels: Record<string, string> | undefined;
+  dependsOn: readonly string[];
+  external: readonly string[];
+}
+
+/**
+ * `canonicalJson(identity)` as text, written directly for this one shape: it runs for every stage of
+ * every image, and the generic writer (a path string per value, generic key sorting) was a large
+ * part of `plan`. Keys in code-unit order, undefined members omitted, strings as JSON.stringify
+ * writes them — byte-identical, which test/graph/compile.test.ts checks against canonicalJson.
+ */
+export function vertexIdentityJson(x: VertexIdentity): string {
+  let out = `{"args":${flatRecordJson(x.args)},"base":${flatRecordJson(x.base as unknown as Record<string, string | undefined>)}`;
+  if (x.baseLabels !== undefined) out += `,"baseLabels":${flatRecordJson(x.baseLabels)}`;
+  out += `,"context":${JSON.stringify(x.context)},"dependsOn":${stringArrayJson(x.dependsOn)},"dockerfile":${JSON.stringify(x.dockerfile)}`;
+  out += `,"external":${stringArrayJson(x.external)},"platform":${JSON.stringify(x.platform)},"stage":${numberJson(x.stage)},"v":${numberJson(x.v)}}`;
+  return out;
+}
+
+function flatRecordJson(o: Readonly<Record<string, string | undefined>>): string {
+  const keys = Object.keys(o).sort();
+  let out = '{';
+  for (const k of keys) {
+    const v = o[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'string') throw new TypeError(`vertex identity: ${k} is not text`);
+    out += `${out.length > 1 ? ',' : ''}${JSON.stringify(k)}:${JSON.stringify(v)}`;
+  }
+  return `${out}}`;
+}
+
+function stringArrayJson(a: readonly string[]): string {
+  let out = '[';
+  for (let i = 0; i < a.length; i++) out += `${i > 0 ? ',' : ''}${JSON.stringify(a[i])}`;
+  return `${out}]`;
+}
+
+function numberJson(n: number): string {
+  if (!Number.isFinite(n)) throw new TypeError('vertex identity: non-finite number');
+  return JSON.stringify(n);
 }
 
 export function compileGraph(input: CompileInput): CompileResult {
@@ -120,7 +188,17 @@ export function compileGraph(input: CompileInput): CompileResult {
   const diagnostics: Diagnostic[] = [];
   const byName = new Map(spec.images.map((i) => [i.name, i]));
 
-  const specImageFor = specImageResolver(spec);
+  const normalizeRefOnce = memoizedNormalizeRef();
+  const specImageFor = specImageResolver(spec, normalizeRefOnce);
+  const dockerfileDigests = new Map<string, string>();
+  const dockerfileDigestOf = (path: string): string => {
+    let d = dockerfileDigests.get(path);
+    if (d === undefined) {
+      d = sha256Digest(input.dockerfiles.get(path)!.text);
+      dockerfileDigests.set(path, d);
+    }
+    return d;
+  };
 
   // 1. Analyse each image's Dockerfile once.
   const plans = new Map<string, ImagePlan>();
@@ -153,7 +231,7 @@ export function compileGraph(input: CompileInput): CompileResult {
             imageDeps.add(dep);
             base = { kind: 'spec-image', name: dep };
           } else {
-            base = { kind: 'image', ref: normalizeRef(s.base.ref) ?? s.base.ref };
+            base = { kind: 'image', ref: normalizeRefOnce(s.base.ref) ?? s.base.ref };
           }
           break;
         }
@@ -165,7 +243,7 @@ export function compileGraph(input: CompileInput): CompileResult {
         if (dep) {
           imageDeps.add(dep);
           stageImageDeps.push(dep);
-        } else external.push(normalizeRef(ext) ?? ext);
+        } else external.push(normalizeRefOnce(ext) ?? ext);
       }
       return { stage, base, dependsOn: s.dependsOn, external: [...new Set(external)].sort(), imageDeps: stageImageDeps.sort() };
     });
@@ -238,7 +316,7 @@ export function compileGraph(input: CompileInput): CompileResult {
 
     const idOfStage = new Map<number, string>();
     const imageStages: string[] = [];
-    const dockerfileDigest = sha256Digest(input.dockerfiles.get(plan.image.dockerfile)!.text);
+    const dockerfileDigest = dockerfileDigestOf(plan.image.dockerfile);
     const context = relPath(spec.dir, plan.image.context);
     const dockerfileRel = relPath(spec.dir, plan.image.dockerfile);
     for (const s of plan.stages) {
@@ -258,7 +336,7 @@ export function compileGraph(input: CompileInput): CompileResult {
       // The base image's labels become part of what a dependent stage starts from.
       const baseLabels = base.kind === 'vertex' && base.image ? byName.get(base.image)!.labels : undefined;
       const id = sha256Digest(
-        canonicalJson({
+        vertexIdentityJson({
           v: GRAPH_VERSION,
           dockerfile: dockerfileDigest,
           stage: s.stage.index,
