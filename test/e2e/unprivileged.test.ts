@@ -308,3 +308,45 @@ test('--isolation=none with docker\'s default capabilities: USER steps switch ui
   assert.equal(statSync(join(rootfs, 'srv/private/as-app.txt')).uid, 1000, 'a file written by a USER app step is owned by app');
   assert.equal(await skopeoDigest(dest), defaultCapsDigest, 'same layers, owners, modes and times as the chroot build');
 });
+
+/** Runs a shell script in the executor image (the stowage entrypoint replaced by busybox sh). */
+async function runShellInExecutor(name: string, dockerfile: string, script: string) {
+  const shCtx = join(work, `${name}-context`);
+  mkdirSync(shCtx);
+  writeFileSync(join(shCtx, 'Dockerfile'), dockerfile);
+  return dockerd!.docker(['run', '--rm', '--network', 'host', '-v', `${shCtx}:/workspace:ro`, '--entrypoint', '/bin/sh', image.name, '-c', script]);
+}
+
+test('--isolation=none where no container is visible: refused before anything is deleted, naming --force', async (t) => {
+  const dest = `${registry!.host}/e2e/app:none-refused`;
+  // /.dockerenv removed: stowage sees no container (docker sets no container= for PID 1).
+  const r = await runShellInExecutor(
+    'none-refused',
+    `FROM ${registry!.host}/base/busybox:1\nRUN echo x > /x\n`,
+    `rm -f /.dockerenv; /stowage/bin/stowage executor --context /workspace --destination ${dest} --isolation=none; echo "rc=$?"; test -x /usr/local/bin/node && test -d /stowage && echo container-intact`,
+  );
+  t.diagnostic(r.stderr.trim());
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /rc=1\n/);
+  assert.match(r.stdout, /container-intact/, 'nothing was deleted');
+  assert.match(r.stderr, /delete the host's files/);
+  assert.match(r.stderr, /--force/);
+  assert.notEqual((await runCommand('skopeo', ['inspect', '--tls-verify=false', `docker://${dest}`])).code, 0, 'nothing pushed');
+});
+
+test('--isolation=none --force --ignore-path: builds anyway; the ignored path survives every stage and stays out of the image', async (t) => {
+  const dest = `${registry!.host}/e2e/app:none-forced`;
+  const r = await runShellInExecutor(
+    'none-forced',
+    `FROM ${registry!.host}/base/busybox:1\nRUN echo from-run >> /keep-me/f && echo other > /other\n`,
+    `rm -f /.dockerenv; mkdir /keep-me && echo kept > /keep-me/f && ` +
+      `/stowage/bin/stowage executor --context /workspace --destination ${dest} --isolation=none --force --ignore-path=/keep-me; echo "rc=$?"; cat /keep-me/f`,
+  );
+  t.diagnostic(r.stderr.trim());
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /rc=0\nkept\nfrom-run\n/, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, /isolation: none \(.*\/ \(--force\)/, r.stderr);
+  const rootfs = await unpackPushed(dest, 'none-forced');
+  assert.equal(readFileSync(join(rootfs, 'other'), 'utf8'), 'other\n');
+  assert.ok(!existsSync(join(rootfs, 'keep-me')), 'an --ignore-path is never snapshotted');
+});
