@@ -9,7 +9,7 @@ import { readTar } from '../../src/engine/layer/tar-reader.js';
 import { writeLayer } from '../../src/engine/layer/writer.js';
 import { OverlaySnapshotter, WalkSnapshotter, detectSnapshotter, probeOverlay, type Rootfs, type Snapshotter } from '../../src/engine/snapshot/index.js';
 import { scanTree, toChangeEntry } from '../../src/engine/snapshot/scan.js';
-import { REC_BIRTH, REC_INO, REC_TYPE, recordField, scanIndex } from '../../src/engine/snapshot/stat-index.js';
+import { REC_BIRTH, REC_INO, REC_TYPE, diffPacked, forEachRecord, identicalRun, recordField, scanIndex, scanPacked, type PackedIndex } from '../../src/engine/snapshot/stat-index.js';
 import type { Layer } from '../../src/image/blob.js';
 import { UnpackedLayerStore } from '../../src/store/unpacked-layers.js';
 import { DirBlobStore, tempDir } from './layer-helpers.js';
@@ -336,6 +336,71 @@ describe('stat index', () => {
       }
       assert.equal(recordField(viaFind.get('link')!, REC_TYPE), 'l');
       assert.match(recordField(viaFind.get('keep')!, REC_BIRTH), /^\d+$/, 'directories carry their birth time');
+    } finally {
+      t.cleanup();
+    }
+  });
+});
+
+describe('packed index', () => {
+  const pack = (records: Array<[string, string]>): PackedIndex => ({ records: Buffer.from(records.map(([p, r]) => `${r} ${p}\0`).join('')), dirBirths: new Map() });
+  const rec = (n: number): string => `f 644 0 0 ${n} 1.5 1.5 ${n}`;
+
+  it('finds exactly the changed, added and deleted records, whatever the walk order', () => {
+    let seed = 11;
+    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    for (let round = 0; round < 40; round++) {
+      const old: Array<[string, string]> = Array.from({ length: 600 }, (_, i) => [`d${i % 7}/f ${i}${i % 5 === 0 ? ' é' : ''}`, rec(i)]);
+      const sparse = round % 3 === 0; // long identical runs between a few changes
+      const now = old.map(([p, r]): [string, string] => [p, r]).filter(() => sparse || rnd(10) > 0);
+      for (let k = sparse ? 1 : rnd(20); k > 0; k--) now.splice(rnd(now.length + 1), 0, [`new${round}-${k}`, rec(1000 + k)]);
+      for (let k = sparse ? 1 : rnd(20); k > 0; k--) {
+        const at = rnd(now.length);
+        now[at] = [now[at]![0], `${now[at]![1]}0`];
+      }
+      // Some rounds reorder a stretch (a directory rewritten) or everything.
+      if (round % 4 === 1) now.splice(50, 0, ...now.splice(100, 60).reverse());
+      if (round % 10 === 9) now.reverse();
+      const oldMap = new Map(old);
+      const nowMap = new Map(now);
+      const want = {
+        changed: [...nowMap].filter(([p, r]) => oldMap.get(p) !== r).map(([p, r]) => `${p}|${r}|${oldMap.get(p) ?? '-'}`).sort(),
+        deleted: [...oldMap.keys()].filter((p) => !nowMap.has(p)).sort(),
+      };
+      const got = diffPacked(pack(old), pack(now));
+      assert.deepEqual({ changed: got.changed.map((c) => `${c.path}|${c.rec}|${c.old ?? '-'}`).sort(), deleted: [...got.deleted].sort() }, want, `round ${round}`);
+    }
+    assert.deepEqual(diffPacked(pack([]), pack([['a', rec(1)]])).changed.map((c) => c.path), ['a']);
+    assert.deepEqual(diffPacked(pack([['a', rec(1)]]), pack([])).deleted, ['a']);
+  });
+
+  it('identicalRun measures the common prefix exactly', () => {
+    const a = Buffer.alloc(100_000, 1);
+    for (const at of [0, 1, 511, 512, 513, 4096, 77_777, 99_999]) {
+      const b = Buffer.from(a);
+      b[at] = 2;
+      assert.equal(identicalRun(a, 0, b, 0), at);
+      assert.equal(identicalRun(a, 10, b, 10), at >= 10 ? at - 10 : a.length - 10);
+    }
+    assert.equal(identicalRun(a, 0, Buffer.alloc(5000, 1), 0), 5000);
+  });
+
+  it('find and the Node walk pack the same paths and fields', async () => {
+    const t = tempDir('packidx');
+    try {
+      for (const d of ['a b/x y', 'c\nd/e', 'keep/z', 'skip/inner']) {
+        mkdirSync(join(t.path, d, '..'), { recursive: true });
+        writeFileSync(join(t.path, d), d);
+      }
+      const noDescend = new Set(['skip']);
+      const rows = async (scanner: 'find' | 'node'): Promise<string[]> => {
+        const out: string[] = [];
+        forEachRecord(await scanPacked(t.path, scanner, { noDescend }), (p, r) => out.push(`${p}|${recordField(r, REC_TYPE)}|${recordField(r, REC_INO)}`));
+        return out.sort();
+      };
+      const viaFind = await rows('find');
+      assert.deepEqual(viaFind.map((r) => r.split('|')[0]).sort(), ['a b', 'a b/x y', 'c\nd', 'c\nd/e', 'keep', 'keep/z', 'skip']);
+      assert.deepEqual(await rows('node'), viaFind);
     } finally {
       t.cleanup();
     }

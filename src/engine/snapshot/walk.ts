@@ -14,12 +14,12 @@ import { StowageError } from '../../util/errors.js';
 import { ancestorsOf, type ChangeEntry, type ChangeSet } from '../layer/changeset.js';
 import { readXattrs } from '../layer/fs-helper.js';
 import { ignoreSet, isMountPointArtifact, isOverlayWhiteout, lstatRec, scanTree, toChangeEntry, underIgnored } from './scan.js';
-import { REC_BIRTH, REC_INO, findAvailable, recordField, scanIndex, type IndexScanOptions, type IndexScanner, type StatIndex } from './stat-index.js';
+import { REC_INO, diffPacked, dirBirth, findAvailable, forEachRecord, recordField, scanPacked, type IndexScanOptions, type IndexScanner, type PackedIndex } from './stat-index.js';
 import { DEFAULT_IGNORE, type LowerDir, type PrepareOptions, type Rootfs, type SnapshotOptions, type Snapshotter, type SnapshotterOptions } from './types.js';
 
 class WalkRootfs implements Rootfs {
   readonly kind = 'walk' as const;
-  index: StatIndex = new Map();
+  index: PackedIndex = { records: Buffer.alloc(0), dirBirths: new Map() };
   released = false;
   constructor(
     readonly owner: WalkSnapshotter,
@@ -182,7 +182,12 @@ export class WalkSnapshotter implements Snapshotter {
       await this.fill(path, options);
       const scanOptions: IndexScanOptions = { noDescend: rootfs.ignore, scratchFile: `${workDir}/index.tmp` };
       if (options.signal) scanOptions.signal = options.signal;
-      rootfs.index = await scanIndex(path, rootfs.scanner, scanOptions);
+      const index = await scanPacked(path, rootfs.scanner, scanOptions);
+      // Every directory's birth time, once; later snapshots look up only the ones that changed.
+      forEachRecord(index, (rel, rec) => {
+        if (rec.charCodeAt(0) === 100 /* d */ && !index.dirBirths.has(rel)) index.dirBirths.set(rel, dirBirth(path, rel));
+      });
+      rootfs.index = index;
       return rootfs;
     } catch (e) {
       rmSync(workDir, { recursive: true, force: true });
@@ -224,15 +229,19 @@ export class WalkSnapshotter implements Snapshotter {
     const scanOptions: IndexScanOptions = { noDescend: ignore, scratchFile: `${rf.workDir}/index.tmp` };
     if (options.signal) scanOptions.signal = options.signal;
     // Ignored paths are never descended, so nothing in `now` lies inside one.
-    const now = await scanIndex(rf.path, rf.scanner, scanOptions);
+    const now = await scanPacked(rf.path, rf.scanner, scanOptions);
     const old = rf.index;
+    const diff = diffPacked(old, now);
+    // Births: unchanged directories keep theirs; changed and new ones are looked up (the Node walk
+    // already has them all).
+    const births = new Map(old.dirBirths);
+    for (const d of diff.deleted) births.delete(d);
     const changed: string[] = [];
     const opaqueDirs: string[] = [];
-    const deletions: string[] = [];
-    for (const [rel, rec] of now) {
-      const o = old.get(rel);
-      if (o === rec) continue;
+    for (const { path: rel, rec, old: o } of diff.changed) {
       const isDir = rec.charCodeAt(0) === 100; /* d */
+      if (isDir) births.set(rel, now.dirBirths.get(rel) ?? dirBirth(rf.path, rel));
+      else births.delete(rel);
       if (ignore.has(rel)) {
         // An ignored directory's only changes come from its (ignored) contents or from being a mount point.
         if (isDir) continue;
@@ -243,17 +252,16 @@ export class WalkSnapshotter implements Snapshotter {
       }
       changed.push(rel);
       // A directory that replaced something else hides all of it (as overlayfs marks it opaque).
-      if (o !== undefined && isDir && (o.charCodeAt(0) !== 100 || recordField(o, REC_INO) !== recordField(rec, REC_INO) || recordField(o, REC_BIRTH) !== recordField(rec, REC_BIRTH))) {
+      if (o !== undefined && isDir && (o.charCodeAt(0) !== 100 || recordField(o, REC_INO) !== recordField(rec, REC_INO) || old.dirBirths.get(rel) !== births.get(rel))) {
         opaqueDirs.push(rel);
       }
     }
-    for (const rel of old.keys()) {
-      if (!now.has(rel) && underIgnored(rel, ignore) !== 'inside') deletions.push(rel);
-    }
+    const deletions = diff.deleted.filter((rel) => underIgnored(rel, ignore) !== 'inside');
+    const gone = new Set(diff.deleted);
     const paths = new Set(changed);
     for (const p of [...changed, ...deletions]) for (const a of ancestorsOf(p)) paths.add(a);
-    const entries = await entriesFor(rf.path, [...paths].filter((p) => now.has(p)), options.signal);
-    rf.index = now;
+    const entries = await entriesFor(rf.path, [...paths].filter((p) => !gone.has(p)), options.signal);
+    rf.index = { records: now.records, dirBirths: births };
     return { entries, deletions, opaqueDirs };
   }
 
