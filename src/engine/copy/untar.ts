@@ -12,7 +12,6 @@ import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import * as tar from 'tar-stream';
 import { StowageError } from '../../util/errors.js';
 import { mkdirAllInRoot, resolveInRoot } from './in-root.js';
 
@@ -187,6 +186,8 @@ export async function extractTarStream(input: Readable, opts: ExtractOptions): P
     chown: fs.chown,
     chmod: fs.chmod,
   });
+  // tar-stream (and its five dependencies) only when a tar is really extracted: most builds never do.
+  const tar = await import('tar-stream');
   const extract = tar.extract();
   const dirTimes: { host: string; mtime: Date }[] = [];
   input.on('error', (e) => extract.destroy(e));
