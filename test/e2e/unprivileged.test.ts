@@ -350,3 +350,23 @@ test('--isolation=none --force --ignore-path: builds anyway; the ignored path su
   assert.equal(readFileSync(join(rootfs, 'other'), 'utf8'), 'other\n');
   assert.ok(!existsSync(join(rootfs, 'keep-me')), 'an --ignore-path is never snapshotted');
 });
+
+test('--isolation=none without the rights to empty /: one error naming the path and the capabilities, nothing pushed', async (t) => {
+  const dest = `${registry!.host}/e2e/app:none-no-rights`;
+  // A directory of another user, then stowage with an empty bounding set (no CAP_DAC_OVERRIDE/FOWNER).
+  const r = await runShellInExecutor(
+    'none-no-rights',
+    `FROM ${registry!.host}/base/busybox:1\nRUN echo x > /x\n`,
+    `mkdir -p /home/someone && echo x > /home/someone/f && chown -R 1000:1000 /home/someone && ` +
+      `/usr/bin/setpriv --bounding-set=-all --inh-caps=-all -- /stowage/bin/stowage executor --context /workspace --destination ${dest} --isolation=none; echo "rc=$?"`,
+  );
+  t.diagnostic(r.stderr.trim());
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /rc=1\n/, r.stdout);
+  const errors = r.stderr.split('\n').filter((l) => /^stowage[^:]*: error/.test(l));
+  assert.equal(errors.length, 1, r.stderr);
+  assert.match(errors[0]!, /cannot empty the build root: removing \/home\/someone\/f failed/, r.stderr);
+  assert.match(r.stderr, /CAP_DAC_OVERRIDE and CAP_FOWNER/, r.stderr);
+  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, r.stderr);
+  assert.notEqual((await runCommand('skopeo', ['inspect', '--tls-verify=false', `docker://${dest}`])).code, 0, 'nothing pushed');
+});

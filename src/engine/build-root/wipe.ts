@@ -9,8 +9,10 @@ import { StowageError, errorMessage } from '../../util/errors.js';
 import { holdsIgnored, isIgnored } from './ignore-list.js';
 
 function wipeError(host: string, e: unknown): StowageError {
-  const code = (e as NodeJS.ErrnoException).code;
-  return new StowageError('engine/build-root-wipe-failed', `--isolation=none cannot empty the build root: removing ${host} failed: ${errorMessage(e)}`, {
+  const { code, path: failed, syscall } = e as NodeJS.ErrnoException;
+  // Name the file that refused (deep inside `host`), not the top directory being removed.
+  const what = failed ?? host;
+  return new StowageError('engine/build-root-wipe-failed', `--isolation=none cannot empty the build root: removing ${what} failed: ${code ?? errorMessage(e)}${syscall ? ` (${syscall})` : ''}`, {
     hint:
       code === 'EACCES' || code === 'EPERM'
         ? 'the files belong to another user or are immutable: run the container as root with CAP_DAC_OVERRIDE and CAP_FOWNER, or use --ignore-path for that path'
