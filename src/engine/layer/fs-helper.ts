@@ -168,3 +168,139 @@ async function applyViaHelper(ops: readonly MetadataOp[], signal?: AbortSignal):
     return warnings;
   }
 }
+
+const SERVER_SCRIPT = String.raw`
+import sys, os, json, base64
+for line in sys.stdin:
+    req = json.loads(line)
+    out = {"warnings": [], "xattrs": {}}
+    for p in req["paths"]:
+        try:
+            names = os.listxattr(p, follow_symlinks=False)
+        except OSError as e:
+            if e.errno not in (61, 95, 2):
+                out["warnings"].append("listxattr %s: %s" % (p, e.strerror))
+            continue
+        d = {}
+        for n in names:
+            try:
+                d[n] = base64.b64encode(os.getxattr(p, n, follow_symlinks=False)).decode()
+            except OSError as e:
+                out["warnings"].append("getxattr %s %s: %s" % (p, n, e.strerror))
+        if d:
+            out["xattrs"][p] = d
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+`;
+
+/**
+ * Reads xattrs through one long-lived python3 process, so a stage's snapshots pay a pipe round trip
+ * each instead of an interpreter start (~15–30 ms per step). Started early (`start`) its startup
+ * overlaps the step it will be needed after. The process holds no event-loop reference while idle,
+ * so a forgotten `close` cannot keep a build from exiting; it ends when its stdin closes.
+ */
+export class XattrReader {
+  private child: ReturnType<typeof spawn> | undefined;
+  private unavailable: string | undefined;
+  private tail = '';
+  private waiting: Array<{ resolve: (line: string) => void; reject: (e: Error) => void }> = [];
+  /** Requests run one at a time, in order. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** Spawns the helper now (idempotent). */
+  start(): void {
+    if (this.child !== undefined || this.unavailable !== undefined) return;
+    const child = spawn(pythonPath(), ['-S', '-u', '-c', SERVER_SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = child;
+    let err = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (c: string) => {
+      this.tail += c;
+      for (let nl = this.tail.indexOf('\n'); nl >= 0; nl = this.tail.indexOf('\n')) {
+        const line = this.tail.slice(0, nl);
+        this.tail = this.tail.slice(nl + 1);
+        this.waiting.shift()?.resolve(line);
+      }
+    });
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdin!.on('error', () => {}); // a dead child reports through 'close'
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') this.unavailable = 'python3 is not installed; extended attributes cannot be read or written';
+      this.fail(e.code === 'ENOENT' ? new HelperUnavailableError('engine/no-python', this.unavailable!, { hint: 'install python3' }) : e);
+    });
+    child.on('close', (code) => {
+      if (this.child === child) this.child = undefined;
+      this.fail(new StowageError('engine/fs-helper-failed', `xattr helper exited (${code ?? 'signal'}): ${err.trim().split('\n').pop() ?? ''}`));
+    });
+    this.idle(true);
+  }
+
+  /** Reads all xattrs of `paths` (symlinks themselves, not their targets). */
+  read(paths: readonly string[], signal?: AbortSignal): Promise<ReadXattrsResult> {
+    const run = this.queue.then(() => this.request(paths, signal));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Ends the helper (it also ends by itself when this process exits). */
+  close(): void {
+    const child = this.child;
+    this.child = undefined;
+    child?.stdin?.end();
+  }
+
+  private async request(paths: readonly string[], signal: AbortSignal | undefined): Promise<ReadXattrsResult> {
+    if (paths.length === 0) return { xattrs: new Map(), warnings: [] };
+    signal?.throwIfAborted();
+    this.start();
+    const child = this.child;
+    if (child === undefined) return { xattrs: new Map(), warnings: [this.unavailable ?? 'xattr helper unavailable'] };
+    this.idle(false);
+    const onAbort = (): void => {
+      // The helper may be midway through a huge request: end it; the next read starts a new one.
+      this.close();
+      child.kill();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        this.waiting.push({ resolve, reject });
+        child.stdin!.write(JSON.stringify({ paths }) + '\n');
+      });
+      signal?.throwIfAborted();
+      let reply: HelperReply;
+      try {
+        reply = JSON.parse(line) as HelperReply;
+      } catch (e) {
+        throw new StowageError('engine/fs-helper-failed', `xattr helper returned bad output: ${errorMessage(e)}`);
+      }
+      const xattrs = new Map<string, Record<string, Buffer>>();
+      for (const [p, d] of Object.entries(reply.xattrs)) {
+        const rec: Record<string, Buffer> = {};
+        for (const [k, v] of Object.entries(d)) rec[k] = Buffer.from(v, 'base64');
+        xattrs.set(p, rec);
+      }
+      return { xattrs, warnings: reply.warnings };
+    } catch (e) {
+      if (e instanceof HelperUnavailableError) return { xattrs: new Map(), warnings: [e.message] };
+      signal?.throwIfAborted();
+      throw e;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.idle(true);
+    }
+  }
+
+  /** Idle: the helper's handles do not keep the event loop alive; busy: they do (a reply is awaited). */
+  private idle(idle: boolean): void {
+    const c = this.child;
+    if (c === undefined) return;
+    for (const s of [c.stdin, c.stdout, c.stderr] as Array<{ ref?: () => void; unref?: () => void } | null>) (idle ? s?.unref : s?.ref)?.call(s);
+    if (idle) c.unref();
+    else c.ref();
+  }
+
+  private fail(e: Error): void {
+    for (const w of this.waiting.splice(0)) w.reject(e);
+  }
+}

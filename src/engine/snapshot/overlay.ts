@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { StowageError } from '../../util/errors.js';
 import type { ChangeSet } from '../layer/changeset.js';
-import { readXattrs } from '../layer/fs-helper.js';
+import { XattrReader } from '../layer/fs-helper.js';
 import { ignoreSet, isMountPointArtifact, isOverlayWhiteout, lstatRec, scanTree, toChangeEntry, underIgnored } from './scan.js';
 import { DEFAULT_IGNORE, type LowerDir, type PrepareOptions, type Rootfs, type SnapshotOptions, type Snapshotter, type SnapshotterOptions } from './types.js';
 import { discardTree, makeWorkDir, readLowerMeta } from './walk.js';
@@ -28,6 +28,8 @@ class OverlayRootfs implements Rootfs {
   upperIndex = 0;
   mounted = false;
   released = false;
+  /** One xattr helper process for all of this rootfs' snapshots. */
+  readonly xattrs = new XattrReader();
   constructor(
     readonly owner: OverlaySnapshotter,
     readonly path: string,
@@ -129,6 +131,7 @@ export class OverlaySnapshotter implements Snapshotter {
     try {
       for (const lower of options.lowers) addLower(rf, overlayLower(lower));
       await mountOverlay(rf, options.signal);
+      rf.xattrs.start(); // its startup overlaps the first step
     } catch (e) {
       rmSync(workDir, { recursive: true, force: true });
       throw e;
@@ -162,7 +165,7 @@ export class OverlaySnapshotter implements Snapshotter {
     // Commit: this upper becomes the top lower; the next step writes into a fresh one.
     addLower(rf, upper);
     rf.upperIndex++;
-    const [{ xattrs }] = await Promise.all([readXattrs(keep.map((p) => `${upper}/${p}`), options.signal), remountOverlay(rf, options.signal)]);
+    const [{ xattrs }] = await Promise.all([rf.xattrs.read(keep.map((p) => `${upper}/${p}`), options.signal), remountOverlay(rf, options.signal)]);
     const opaqueDirs = dirs.filter((d) => {
       const x = xattrs.get(`${upper}/${d}`);
       const v = x?.['trusted.overlay.opaque'] ?? x?.['user.overlay.opaque'];
@@ -178,6 +181,7 @@ export class OverlaySnapshotter implements Snapshotter {
 
   async release(rootfs: Rootfs): Promise<void> {
     const rf = asOverlay(rootfs);
+    rf.xattrs.close();
     await unmount(rf);
     rf.released = true;
     await discardTree(rf.workDir);

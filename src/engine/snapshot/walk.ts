@@ -12,7 +12,7 @@ import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { StowageError } from '../../util/errors.js';
 import { ancestorsOf, type ChangeEntry, type ChangeSet } from '../layer/changeset.js';
-import { readXattrs } from '../layer/fs-helper.js';
+import { XattrReader, readXattrs } from '../layer/fs-helper.js';
 import { ignoreSet, isMountPointArtifact, isOverlayWhiteout, lstatRec, scanTree, toChangeEntry, underIgnored } from './scan.js';
 import { REC_INO, diffPacked, dirBirth, findAvailable, forEachRecord, recordField, scanPacked, type IndexScanOptions, type IndexScanner, type PackedIndex } from './stat-index.js';
 import { DEFAULT_IGNORE, type LowerDir, type PrepareOptions, type Rootfs, type SnapshotOptions, type Snapshotter, type SnapshotterOptions } from './types.js';
@@ -21,6 +21,8 @@ class WalkRootfs implements Rootfs {
   readonly kind = 'walk' as const;
   index: PackedIndex = { records: Buffer.alloc(0), dirBirths: new Map() };
   released = false;
+  /** One xattr helper process for all of this rootfs' snapshots. */
+  readonly xattrs = new XattrReader();
   constructor(
     readonly owner: WalkSnapshotter,
     readonly path: string,
@@ -188,6 +190,7 @@ export class WalkSnapshotter implements Snapshotter {
         if (rec.charCodeAt(0) === 100 /* d */ && !index.dirBirths.has(rel)) index.dirBirths.set(rel, dirBirth(path, rel));
       });
       rootfs.index = index;
+      rootfs.xattrs.start(); // its startup overlaps the first step
       return rootfs;
     } catch (e) {
       rmSync(workDir, { recursive: true, force: true });
@@ -260,7 +263,7 @@ export class WalkSnapshotter implements Snapshotter {
     const gone = new Set(diff.deleted);
     const paths = new Set(changed);
     for (const p of [...changed, ...deletions]) for (const a of ancestorsOf(p)) paths.add(a);
-    const entries = await entriesFor(rf.path, [...paths].filter((p) => !gone.has(p)), options.signal);
+    const entries = await entriesFor(rf.path, [...paths].filter((p) => !gone.has(p)), options.signal, rf.xattrs);
     rf.index = { records: now.records, dirBirths: births };
     return { entries, deletions, opaqueDirs };
   }
@@ -268,6 +271,7 @@ export class WalkSnapshotter implements Snapshotter {
   async release(rootfs: Rootfs): Promise<void> {
     const rf = asWalk(rootfs);
     rf.released = true;
+    rf.xattrs.close();
     await discardTree(rf.workDir);
   }
 }
@@ -276,8 +280,9 @@ export class WalkSnapshotter implements Snapshotter {
  * Change-set entries for existing paths under `root`: full stat (exact ns times, rdev) only for
  * these, xattrs read in one batch.
  */
-export async function entriesFor(root: string, paths: readonly string[], signal?: AbortSignal): Promise<ChangeEntry[]> {
-  const { xattrs } = await readXattrs(paths.map((p) => `${root}/${p}`), signal);
+export async function entriesFor(root: string, paths: readonly string[], signal?: AbortSignal, reader?: XattrReader): Promise<ChangeEntry[]> {
+  const hostPaths = paths.map((p) => `${root}/${p}`);
+  const { xattrs } = await (reader ? reader.read(hostPaths, signal) : readXattrs(hostPaths, signal));
   const out: ChangeEntry[] = [];
   for (const p of paths) {
     const host = `${root}/${p}`;
