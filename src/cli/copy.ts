@@ -167,7 +167,13 @@ export async function runCopy(argv: string[], io: CopyIo = { stdout: process.std
   });
   try {
     let image;
-    if (srcRef) {
+    if (srcRef && dstOci) {
+      // Registry → layout: each blob is streamed once, verified, straight into the layout (the
+      // cache copy would never be read again); one file-system sync before the index names them.
+      const store = await oci.openLayoutBlobStore(dstOci.dir, { signal });
+      image = (await pullImage(srcRef, { client, store, platform, signal, cacheManifests: false })).image;
+      await store.syncAll(signal);
+    } else if (srcRef) {
       const store = await FsBlobStore.open(resolveCacheDir({ flag: options.cacheDir, env: io.env }));
       image = (await pullImage(srcRef, { client, store, platform, signal })).image;
     } else if (srcOci) {

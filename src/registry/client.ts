@@ -78,6 +78,8 @@ export interface RegistryRequest {
   /** Statuses returned to the caller; anything else becomes a classified StowageError. */
   expect: readonly number[];
   headersTimeoutMs?: number;
+  /** Buffering of the response body stream (undici's default is 64 KiB); blob downloads read bigger slices. */
+  bodyHighWaterMark?: number;
   /** Counts every HTTP exchange this request causes (retries, token fetches) for stats. */
   counter?: { requests: number };
 }
@@ -237,7 +239,7 @@ export class RegistryClient {
   /** One raw exchange, with network errors classified; no auth, no retry. */
   private async exchange(
     url: URL,
-    init: { method: HttpMethod; headers: Record<string, string>; body?: Uint8Array | Readable; headersTimeoutMs?: number },
+    init: { method: HttpMethod; headers: Record<string, string>; body?: Uint8Array | Readable; headersTimeoutMs?: number; bodyHighWaterMark?: number },
     ctx: RegistryErrorContext,
     signal: AbortSignal | undefined,
   ): Promise<Dispatcher.ResponseData> {
@@ -249,6 +251,7 @@ export class RegistryClient {
       ...(init.body !== undefined ? { body: init.body } : {}),
       ...(signal ? { signal } : {}),
       ...(init.headersTimeoutMs !== undefined ? { headersTimeout: init.headersTimeoutMs } : {}),
+      ...(init.bodyHighWaterMark !== undefined ? { highWaterMark: init.bodyHighWaterMark } : {}),
     };
     try {
       return await this.pool(url.origin).request(opts);
@@ -428,7 +431,18 @@ export class RegistryClient {
       this.count(req.registry, req.counter);
       let res: Dispatcher.ResponseData;
       try {
-        res = await this.exchange(url, { method: req.method, headers, ...(body !== undefined ? { body } : {}), ...(req.headersTimeoutMs ? { headersTimeoutMs: req.headersTimeoutMs } : {}) }, ctx, signal);
+        res = await this.exchange(
+          url,
+          {
+            method: req.method,
+            headers,
+            ...(body !== undefined ? { body } : {}),
+            ...(req.headersTimeoutMs ? { headersTimeoutMs: req.headersTimeoutMs } : {}),
+            ...(req.bodyHighWaterMark ? { bodyHighWaterMark: req.bodyHighWaterMark } : {}),
+          },
+          ctx,
+          signal,
+        );
       } catch (e) {
         if (body instanceof Readable) body.destroy();
         if (isAbortError(e) || signal?.aborted || e instanceof StowageError) throw e;

@@ -4,17 +4,21 @@
  * interrupted downloads with Range where the registry allows it (REGISTRY.md §8.6).
  */
 import { createHash } from 'node:crypto';
-import { PassThrough, type Readable } from 'node:stream';
+import { once } from 'node:events';
+import type { WriteStream } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StowageError, isAbortError } from '../util/errors.js';
-import { isDigest, sha256Digest, type Digest } from '../image/digest.js';
+import { digestHex, isDigest, sha256Digest, type Digest } from '../image/digest.js';
 import { MANIFEST_ACCEPT, isIndexMediaType, isManifestMediaType } from '../image/media-types.js';
 import type { Descriptor, Platform } from '../image/types.js';
 import type { Image, Layer, MountableBlob, VerifiedFileBlob } from '../image/blob.js';
 import { imageFromBytes } from '../image/image.js';
 import { parseIndex, parseManifest } from '../image/parse.js';
 import { formatPlatform, hostPlatform, isAttestation, matchPlatform } from '../image/platform.js';
-import type { BlobStore } from '../store/types.js';
+import { isBatchSynced, type BlobStore } from '../store/types.js';
 import { repositoryScope } from './auth.js';
 import { header, mirrorsApply, readBody, type RegistryClient } from './client.js';
 import {
@@ -184,20 +188,33 @@ export interface FetchBlobOptions {
  */
 export async function fetchBlob(client: RegistryClient, ref: Pick<Reference, 'registry' | 'repository'>, desc: Descriptor, store: BlobStore, options: FetchBlobOptions = {}): Promise<void> {
   const { signal } = options;
-  if (await store.has(desc.digest)) return;
+  const present = await store.stat(desc.digest);
+  if (present !== undefined && present.size === desc.size) return;
   await firstSuccessful(endpointsFor(client, ref), (e) => fetchBlobAt(client, e, desc, store, options), signal);
 }
 
+/** The registry ignored our Range header: the blob must be fetched again from byte 0. */
+class RangeIgnored extends Error {}
+
+/** Response bodies are read in large slices: fewer, bigger chunks through hash and write. */
+const BODY_HIGH_WATER_MARK = 1024 * 1024;
+
+/**
+ * One pass over the bytes: each chunk of the response body is hashed and handed to the temp
+ * file's write stream (which batches them into writev calls); the temp file is renamed into the
+ * store only after size and digest matched.
+ */
 async function fetchBlobAt(client: RegistryClient, e: Endpoint, desc: Descriptor, store: BlobStore, options: FetchBlobOptions): Promise<void> {
   const { signal } = options;
   const maxAttempts = options.maxAttempts ?? DEFAULT_RETRY_POLICY.maxAttempts;
   const ctx = ctxOf(e, `downloading blob ${desc.digest}`);
-  const sink = new PassThrough();
   const hash = createHash('sha256');
   let received = 0;
-  // The store verifies too; this hash lets us report the mismatch with registry context first.
-  const stored = store.write(sink, { expected: desc.digest, expectedSize: desc.size, ...(signal ? { signal } : {}) });
-  stored.catch(() => {});
+  const tmp = store.tempPath(digestHex(desc.digest).slice(0, 16));
+  const fh = await open(tmp, 'wx', 0o644);
+  // fsync before close (`flush`), unless the store makes the whole batch durable at once later.
+  const out = fh.createWriteStream({ highWaterMark: BODY_HIGH_WATER_MARK, flush: !isBatchSynced(store) });
+  let adopted = false;
   try {
     for (let attempt = 1; ; attempt++) {
       const resuming = received > 0;
@@ -211,15 +228,14 @@ async function fetchBlobAt(client: RegistryClient, e: Endpoint, desc: Descriptor
           scopes: pullScopes(e.repository),
           headers: resuming ? { range: `bytes=${received}-` } : {},
           expect: resuming ? [200, 206] : [200],
+          bodyHighWaterMark: BODY_HIGH_WATER_MARK,
         },
         signal,
       );
       if (resuming && res.status === 200) {
-        // The registry ignored Range: the bytes already sent cannot be un-sent, so start over.
+        // The bytes already written cannot be un-sent; start over with a fresh temp file.
         res.body.destroy();
-        sink.destroy(new Error('restart'));
-        await stored.catch(() => {});
-        return fetchBlobAt(client, e, desc, store, { ...options, maxAttempts: maxAttempts - attempt });
+        throw new RangeIgnored();
       }
       try {
         for await (const chunk of res.body) {
@@ -227,12 +243,12 @@ async function fetchBlobAt(client: RegistryClient, e: Endpoint, desc: Descriptor
           received += b.length;
           if (received > desc.size) throw sizeMismatch(ctx, desc.size, received);
           hash.update(b);
-          if (!sink.write(b)) await drained(sink, stored);
+          if (!out.write(b)) await once(out, 'drain', signal ? { signal } : {});
         }
         break;
       } catch (err) {
         res.body.destroy();
-        if (err instanceof StowageError || isAbortError(err) || signal?.aborted) throw err;
+        if (err instanceof StowageError || isAbortError(err) || signal?.aborted || out.errored) throw err;
         if (!isRetryableNetworkError(err) && !(err instanceof Error && /terminated|aborted/i.test(err.message))) throw err;
         if (attempt >= maxAttempts) throw networkError(ctx, err, attempt);
         await sleep(retryDelayMs(attempt, DEFAULT_RETRY_POLICY, undefined, Math.random()) / 10, undefined, signal ? { signal } : {});
@@ -241,32 +257,27 @@ async function fetchBlobAt(client: RegistryClient, e: Endpoint, desc: Descriptor
     if (received !== desc.size) throw sizeMismatch(ctx, desc.size, received);
     const actual = `sha256:${hash.digest('hex')}`;
     if (actual !== desc.digest) throw digestMismatch(ctx, desc.digest, actual);
-    sink.end();
-    await stored;
+    out.end();
+    await finished(out); // written, fsynced (see `flush`) and closed
+    await store.adopt(tmp, { digest: desc.digest, size: desc.size });
+    adopted = true;
   } catch (err) {
-    sink.destroy(err instanceof Error ? err : new Error(String(err)));
-    await stored.catch(() => {});
+    if (err instanceof RangeIgnored) {
+      await discard(out, fh, tmp);
+      return fetchBlobAt(client, e, desc, store, { ...options, maxAttempts: Math.max(1, maxAttempts - 1) });
+    }
     throw err;
+  } finally {
+    if (!adopted) await discard(out, fh, tmp);
   }
 }
 
-/** Waits for the store to take more bytes, or for it to fail (which also stops us). */
-async function drained(sink: PassThrough, stored: Promise<unknown>): Promise<void> {
-  await Promise.race([
-    new Promise<void>((resolve, reject) => {
-      const done = () => {
-        sink.off('close', closed);
-        resolve();
-      };
-      const closed = () => {
-        sink.off('drain', done);
-        reject(new Error('the blob store stopped reading'));
-      };
-      sink.once('drain', done);
-      sink.once('close', closed);
-    }),
-    stored.then(() => {}),
-  ]);
+/** Closes and removes a temp file that will not become a blob (idempotent). */
+async function discard(out: WriteStream, fh: FileHandle, tmp: string): Promise<void> {
+  out.destroy();
+  await finished(out).catch(() => {});
+  await fh.close().catch(() => {});
+  await rm(tmp, { force: true });
 }
 
 // ---- images ----
@@ -294,8 +305,14 @@ export interface PullOptions {
   store: BlobStore;
   /** Platform to choose from an index; defaults to the host's. */
   platform?: Platform;
-  /** Parallel blob downloads (default 4). */
+  /** Parallel blob downloads (default 6). */
   concurrency?: number;
+  /**
+   * Keep the manifests in the store and answer a tag's manifest from it after a HEAD (default
+   * true: the store is a cache). False when the store is a destination (an OCI layout), which must
+   * hold only what its index refers to.
+   */
+  cacheManifests?: boolean;
   signal?: AbortSignal;
 }
 
@@ -312,7 +329,9 @@ export interface PulledImage {
  */
 export async function pullImage(ref: Reference, options: PullOptions): Promise<PulledImage> {
   const { client, store, signal } = options;
-  const top = await fetchManifest(client, ref, signal, store);
+  const cacheManifests = options.cacheManifests ?? true;
+  const manifestCache = cacheManifests ? store : undefined;
+  const top = await fetchManifest(client, ref, signal, manifestCache);
   let manifest = top;
   const where = `${ref.registry}/${ref.repository}`;
   if (isIndexMediaType(top.mediaType)) {
@@ -323,7 +342,7 @@ export async function pullImage(ref: Reference, options: PullOptions): Promise<P
       const available = [...new Set(index.manifests.filter((m) => m.platform && !isAttestation(m)).map((m) => formatPlatform(m.platform!)))];
       throw noMatchingPlatform({ registry: ref.registry, repository: ref.repository, action: `pulling ${manifestIdentifier(ref)}` }, formatPlatform(wanted), available);
     }
-    manifest = await fetchManifest(client, { registry: ref.registry, repository: ref.repository, digest: chosen.digest }, signal, store);
+    manifest = await fetchManifest(client, { registry: ref.registry, repository: ref.repository, digest: chosen.digest }, signal, manifestCache);
     if (!isManifestMediaType(manifest.mediaType)) {
       throw new StowageError('registry/unsupported-manifest', `${where}: platform entry ${chosen.digest} is a ${manifest.mediaType}, not an image manifest`, {
         hint: 'nested indexes are not supported; pull the child by digest',
@@ -336,7 +355,7 @@ export async function pullImage(ref: Reference, options: PullOptions): Promise<P
   }
   const parsed = parseManifest(manifest.bytes, { source: `${where}@${manifest.digest}`, descriptorMediaType: manifest.mediaType });
   const source = { registry: ref.registry, repository: ref.repository };
-  const limit = Math.max(1, options.concurrency ?? 4);
+  const limit = Math.max(1, options.concurrency ?? 6);
 
   await fetchBlob(client, ref, parsed.config, store, signal ? { signal } : {});
   const configBytes = new Uint8Array(await readBody(await store.openRead(parsed.config.digest, signal), MAX_MANIFEST_BYTES * 4));
@@ -369,8 +388,10 @@ export async function pullImage(ref: Reference, options: PullOptions): Promise<P
     signal?.removeEventListener('abort', onAbort);
   }
   // Manifests last, so a cached manifest always means its blobs are cached too.
-  await store.write(manifest.bytes, { expected: manifest.digest, ...(signal ? { signal } : {}) });
-  if (top !== manifest) await store.write(top.bytes, { expected: top.digest, ...(signal ? { signal } : {}) });
+  if (cacheManifests) {
+    await store.write(manifest.bytes, { expected: manifest.digest, ...(signal ? { signal } : {}) });
+    if (top !== manifest) await store.write(top.bytes, { expected: top.digest, ...(signal ? { signal } : {}) });
+  }
 
   return { image, resolvedDigest: top.digest };
 }

@@ -5,8 +5,8 @@ import { addAbortSignal, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { digestHex, type Digest } from '../image/digest.js';
 import { StowageError } from '../util/errors.js';
-import { createExclusiveWriteStream, syncFile } from './atomic.js';
-import type { BlobInfo, BlobStore } from './types.js';
+import { createExclusiveWriteStream, syncFile, syncFileSystem } from './atomic.js';
+import type { BatchSyncedStore, BlobInfo, BlobStore } from './types.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -23,11 +23,16 @@ export class FsBlobStore implements BlobStore {
   readonly root: string;
   private readonly blobDir: string;
   private readonly tmpDir: string;
+  /** Temp files are `<tmpDir>/<tempPrefix><hint>-<pid>-<random>`. */
+  private readonly tempPrefix: string;
+  /** fsync each blob before its rename (false only for BatchSyncedStore subclasses). */
+  protected readonly syncEach: boolean = true;
 
-  constructor(cacheDir: string) {
+  constructor(cacheDir: string, layout: { blobDir?: string; tmpDir?: string; tempPrefix?: string } = {}) {
     this.root = cacheDir;
-    this.blobDir = join(cacheDir, 'blobs', 'sha256');
-    this.tmpDir = join(cacheDir, 'tmp');
+    this.blobDir = layout.blobDir ?? join(cacheDir, 'blobs', 'sha256');
+    this.tmpDir = layout.tmpDir ?? join(cacheDir, 'tmp');
+    this.tempPrefix = layout.tempPrefix ?? '';
   }
 
   /** Creates the directories and removes stale temp files. Use this rather than `new` in programs. */
@@ -75,7 +80,7 @@ export class FsBlobStore implements BlobStore {
 
   tempPath(hint = 'blob'): string {
     const safe = hint.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40);
-    return join(this.tmpDir, `${safe}-${process.pid}-${randomBytes(8).toString('hex')}`);
+    return join(this.tmpDir, `${this.tempPrefix}${safe}-${process.pid}-${randomBytes(8).toString('hex')}`);
   }
 
   async write(
@@ -118,7 +123,7 @@ export class FsBlobStore implements BlobStore {
         });
       }
       if (expectedSize !== undefined && size !== expectedSize) throw sizeMismatch(expected, expectedSize, String(size));
-      await syncFile(tmp);
+      if (this.syncEach) await syncFile(tmp);
       const info: BlobInfo = { digest, size };
       await this.adopt(tmp, info);
       return info;
@@ -145,6 +150,8 @@ export class FsBlobStore implements BlobStore {
     }
     let removed = 0;
     for (const name of names) {
+      // A shared temp directory (an OCI layout's own) holds other things too: only our temp files.
+      if (this.tempPrefix !== '' && !name.startsWith(this.tempPrefix)) continue;
       const p = join(this.tmpDir, name);
       try {
         const s = await stat(p);
@@ -158,6 +165,21 @@ export class FsBlobStore implements BlobStore {
       }
     }
     return removed;
+  }
+}
+
+/**
+ * A blob store whose blobs are written straight into another directory tree (an OCI layout's
+ * `blobs/sha256`) without an fsync per blob; `syncAll` makes the whole file system durable once
+ * (syncfs), before the caller publishes anything that refers to the blobs. Every blob is still
+ * hashed into a temp file and renamed into place only when it matched its digest.
+ */
+export class BatchSyncedBlobStore extends FsBlobStore implements BatchSyncedStore {
+  readonly batchSync = true as const;
+  protected override readonly syncEach = false;
+
+  async syncAll(signal?: AbortSignal): Promise<void> {
+    await syncFileSystem(this.root, signal);
   }
 }
 

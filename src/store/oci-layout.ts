@@ -16,6 +16,7 @@ import { didYouMean } from '../util/levenshtein.js';
 import { StowageError } from '../util/errors.js';
 import { fileSize, readSmallFile, withLockFile, writeFileAtomic, writeVerifiedFile } from './atomic.js';
 import { fileLayer } from './layers.js';
+import { BatchSyncedBlobStore } from './blob-store.js';
 
 /** The annotation that names an entry of a layout's index.json (its "tag"). */
 export const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -206,6 +207,29 @@ export async function writeIndexToLayout(
   return entry.digest;
 }
 
+/** Creates the layout at `dir` if needed (refusing a directory that is something else). */
+async function prepareLayout(dir: string): Promise<void> {
+  await checkWritableLayout(dir);
+  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+  const layoutFile = join(dir, 'oci-layout');
+  if ((await fileSize(layoutFile)) === undefined) {
+    await writeFileAtomic(layoutFile, canonicalJson({ imageLayoutVersion: LAYOUT_VERSION }));
+  }
+}
+
+/**
+ * A blob store over the layout's own `blobs/sha256`, so a pull can stream each blob once, straight
+ * into the layout, instead of into the cache and then copying it. Blobs are verified before they
+ * are renamed into place (temp files are `.stowage-tmp-*` beside index.json, which the layout
+ * checks and stale-temp cleanup know); nothing is fsynced per blob — call `syncAll()` once before
+ * `writeImageToLayout`, which then finds the blobs present and only writes manifests and the index.
+ */
+export async function openLayoutBlobStore(dir: string, options: { signal?: AbortSignal } = {}): Promise<BatchSyncedBlobStore> {
+  options.signal?.throwIfAborted();
+  await prepareLayout(dir);
+  return new BatchSyncedBlobStore(dir, { blobDir: join(dir, 'blobs', 'sha256'), tmpDir: dir, tempPrefix: '.stowage-tmp-' });
+}
+
 async function writeToLayout(
   dir: string,
   images: readonly Image[],
@@ -215,12 +239,7 @@ async function writeToLayout(
 ): Promise<void> {
   const { signal } = options;
   for (const tag of options.tags) checkTag(tag, `oci:${dir}:${tag}`);
-  await checkWritableLayout(dir);
-  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
-  const layoutFile = join(dir, 'oci-layout');
-  if ((await fileSize(layoutFile)) === undefined) {
-    await writeFileAtomic(layoutFile, canonicalJson({ imageLayoutVersion: LAYOUT_VERSION }));
-  }
+  await prepareLayout(dir);
 
   const blobs = new Map<Digest, Blob>();
   for (const image of images) {

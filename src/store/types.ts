@@ -27,3 +27,18 @@ export interface BlobStore {
   /** A fresh temp path inside the store's filesystem, for writers that hash while writing. */
   tempPath(hint?: string): string;
 }
+
+/**
+ * Optional capability: the store does not fsync each blob; it makes everything written through it
+ * durable in one step (`syncAll`), which its user calls before publishing anything that refers to
+ * the blobs (an OCI layout's index.json). Writers that hash into `tempPath` themselves skip their
+ * own fsync for such a store.
+ */
+export interface BatchSyncedStore extends BlobStore {
+  readonly batchSync: true;
+  syncAll(signal?: AbortSignal): Promise<void>;
+}
+
+export function isBatchSynced(store: BlobStore): store is BatchSyncedStore {
+  return (store as Partial<BatchSyncedStore>).batchSync === true;
+}
