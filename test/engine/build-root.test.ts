@@ -268,3 +268,56 @@ test('stowage executor: --force and --ignore-path parse (absolute only), and the
   assert.match(help, /--force\n.*deletes the files of the machine/);
   assert.match(help, /none is Kaniko's model.*consumed/s);
 });
+
+test('with the step cache: a step that runs after cache hits gets a build root refilled from the base plus the restored layers', async () => {
+  const fx = fixture({
+    Dockerfile: ['FROM busybox', 'WORKDIR /w', 'RUN echo a > a.txt', 'COPY b.txt /w/b.txt', 'RUN cat a.txt b.txt > c.txt', ''].join('\n'),
+    'b.txt': 'first\n',
+  });
+  const root = tempRoot('stowage-buildroot-cache-');
+  const cacheDir = join(fx.root, 'cache');
+  const signal = AbortSignal.timeout(60_000);
+  const buildOnce = async (events: string[]) => {
+    const setup = await createEnginePorts({
+      cacheDir,
+      snapshotter: 'walk',
+      isolation: 'none',
+      isolationNone: { buildRoot: root, force: false, ignorePaths: [], protect: [] },
+      images: {
+        async resolve(ref, platform, sig) {
+          const bb = await busyboxLayout();
+          return localImages({ busybox: { dir: bb.dir, tag: bb.tag } }).resolve(ref, platform, sig);
+        },
+      },
+      signal,
+    });
+    const stepCache = setup.createStepCache({ warn: (m) => assert.fail(m) });
+    try {
+      return await buildDockerfile({
+        dockerfilePath: join(fx.context, 'Dockerfile'),
+        contextDir: fx.context,
+        buildArgs: {},
+        platform: hostPlatform(),
+        ports: setup.engine,
+        options: { cacheDir, signal, sourceDateEpoch: 0, stepCache, onEvent: (e) => void (e.type === 'cache-hit' && events.push(`hit:${e.line}`)) },
+      });
+    } finally {
+      await stepCache.flush();
+      await setup.close();
+    }
+  };
+  try {
+    await buildOnce([]);
+    writeFileSync(join(fx.context, 'b.txt'), 'second\n');
+    writeFileSync(join(root, 'stray.txt'), 'the root is emptied again');
+    const events: string[] = [];
+    const image = await buildOnce(events);
+    assert.deepEqual(events, ['hit:2', 'hit:3'], 'WORKDIR and the first RUN came from the cache');
+    const rootfs = await unpackWithUmoci(fx, image);
+    assert.equal(readFileSync(join(rootfs, 'w/c.txt'), 'utf8'), 'a\nsecond\n', 'the RUN after the hits saw the restored a.txt');
+    assert.ok(!existsSync(join(root, 'stray.txt')));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+    fx.cleanup();
+  }
+});
