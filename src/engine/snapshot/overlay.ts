@@ -10,9 +10,9 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { StowageError } from '../../util/errors.js';
-import type { ChangeSet } from '../layer/changeset.js';
+import type { ChangeEntry, ChangeSet } from '../layer/changeset.js';
 import { XattrReader } from '../layer/fs-helper.js';
-import { ignoreSet, isMountPointArtifact, isOverlayWhiteout, lstatRec, scanTree, toChangeEntry, underIgnored } from './scan.js';
+import { ignoreSet, imageXattrs, isMountPointArtifact, isOverlayWhiteout, lstatRec, statRec, toChangeEntry, underIgnored, walkTree } from './scan.js';
 import { DEFAULT_IGNORE, type LowerDir, type PrepareOptions, type Rootfs, type SnapshotOptions, type Snapshotter, type SnapshotterOptions } from './types.js';
 import { discardTree, makeWorkDir, readLowerMeta } from './walk.js';
 
@@ -145,36 +145,36 @@ export class OverlaySnapshotter implements Snapshotter {
     // The step has finished, so nothing writes the upper: it can be read while still mounted, and
     // the remount (which turns it into a lower) overlaps with reading its xattrs.
     const upper = rf.upper;
-    const tree = scanTree(upper, { noDescend: ignore });
+    // Change entries are made during the walk itself: no map of stat records for the whole upper
+    // stays alive until the layer is written (20,000 files: ~6 MB less heap to grow into).
     const deletions: string[] = [];
-    const keep: string[] = [];
-    const dirs: string[] = [];
-    for (const [rel, r] of tree) {
+    const entries: ChangeEntry[] = [];
+    walkTree(upper, { noDescend: ignore }, (rel, st) => {
       const ig = underIgnored(rel, ignore);
-      if (ig === 'inside') continue;
+      if (ig === 'inside') return;
+      const r = statRec(st);
       if (isOverlayWhiteout(r)) {
         deletions.push(rel);
-        continue;
+        return;
       }
       // An ignored directory's only changes come from its (ignored) contents or from being a mount point.
-      if (ig === 'self' && r.type === 'dir') continue;
-      if (ig === 'self' && !existsInLowers(rf, rel) && isMountPointArtifact(`${upper}/${rel}`, r)) continue;
-      keep.push(rel);
-      if (r.type === 'dir') dirs.push(rel);
-    }
+      if (ig === 'self' && r.type === 'dir') return;
+      if (ig === 'self' && !existsInLowers(rf, rel) && isMountPointArtifact(`${upper}/${rel}`, r)) return;
+      const e = toChangeEntry(rel, `${upper}/${rel}`, r, undefined);
+      if (e) entries.push(e);
+    });
     // Commit: this upper becomes the top lower; the next step writes into a fresh one.
     addLower(rf, upper);
     rf.upperIndex++;
-    const [{ xattrs }] = await Promise.all([rf.xattrs.read(keep.map((p) => `${upper}/${p}`), options.signal), remountOverlay(rf, options.signal)]);
-    const opaqueDirs = dirs.filter((d) => {
-      const x = xattrs.get(`${upper}/${d}`);
-      const v = x?.['trusted.overlay.opaque'] ?? x?.['user.overlay.opaque'];
-      return v !== undefined && Buffer.from(v).toString() === 'y';
-    });
-    const entries = [];
-    for (const p of keep) {
-      const e = toChangeEntry(p, `${upper}/${p}`, tree.get(p)!, xattrs.get(`${upper}/${p}`));
-      if (e) entries.push(e);
+    const [{ xattrs }] = await Promise.all([rf.xattrs.read(entries.map((e) => `${upper}/${e.path}`), options.signal), remountOverlay(rf, options.signal)]);
+    const opaqueDirs: string[] = [];
+    for (const e of entries) {
+      const x = xattrs.get(`${upper}/${e.path}`);
+      if (x === undefined) continue;
+      const v = x['trusted.overlay.opaque'] ?? x['user.overlay.opaque'];
+      if (e.type === 'dir' && v !== undefined && Buffer.from(v).toString() === 'y') opaqueDirs.push(e.path);
+      const own = imageXattrs(x);
+      if (own) e.xattrs = own;
     }
     return { entries, deletions, opaqueDirs };
   }
