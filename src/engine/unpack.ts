@@ -184,6 +184,11 @@ export function entryComponents(name: string): string[] {
   return parts;
 }
 
+/** `dir/name` without the double slash a root of `/` would give (ignore checks compare exact paths). */
+function childPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
 /** What `RootResolver.dir` returns for a directory on the ignore list (never created, never entered). */
 const IGNORED = Symbol('ignored');
 
@@ -195,9 +200,12 @@ class RootResolver {
     private readonly ignore: ReadonlySet<string> = new Set(),
   ) {}
 
-  /** Root-relative form of a host path this resolver returned. */
+  /** Root-relative form of a host path under the root (built with `childPath`). */
   rel(host: string): string {
-    return host === this.root ? '' : host.slice(this.root === '/' ? 1 : this.root.length + 1);
+    if (host === this.root) return '';
+    const prefix = this.root === '/' ? '/' : `${this.root}/`;
+    if (!host.startsWith(prefix) || host.startsWith(`${prefix}/`)) throw new Error(`internal: ${host} is not a normalised path under ${this.root}`);
+    return host.slice(prefix.length);
   }
 
   invalidate(): void {
@@ -376,7 +384,7 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
         if (mode === 'apply') {
           for (const child of readdirSync(parentHost)) {
             if (created.has(joinPath(parentRel, child))) continue;
-            const childHost = `${parentHost}/${child}`;
+            const childHost = childPath(parentHost, child);
             if (ignore.size > 0 && holdsIgnored(resolver.rel(childHost), ignore)) {
               removeAroundIgnored(childHost, resolver.rel(childHost), ignore);
               forgetUnder(childHost);
@@ -398,7 +406,7 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
       if (created.has(victimRel)) return;
       whiteouts.add(victimRel);
       if (mode === 'apply') {
-        const victimHost = `${parentHost}/${victim}`;
+        const victimHost = childPath(parentHost, victim);
         const hostRel = resolver.rel(victimHost);
         if (ignore.size > 0 && isIgnored(hostRel, ignore)) return;
         if (ignore.size > 0 && holdsIgnored(hostRel, ignore)) {
@@ -412,8 +420,8 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
           warn(`cannot create overlay whiteout for ${victimRel} without root`);
           return;
         }
-        removeExisting(`${parentHost}/${victim}`, false);
-        mknod(`${parentHost}/${victim}`, 0, 'c', 0, 0);
+        removeExisting(childPath(parentHost, victim), false);
+        mknod(childPath(parentHost, victim), 0, 'c', 0, 0);
       }
       return;
     }
@@ -421,7 +429,7 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
     if (ignore.size > 0 && isIgnored(rel, ignore)) return;
     const parentHost = resolver.dir(parentParts, true)!;
     if (parentHost === IGNORED) return;
-    const host = parentHost === '/' ? `/${name}` : `${parentHost}/${name}`;
+    const host = childPath(parentHost, name);
     if (ignore.size > 0) {
       const hostRel = resolver.rel(host);
       if (isIgnored(hostRel, ignore)) return;
@@ -472,7 +480,7 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
           return;
         }
         const tParent = tParentDir;
-        const tHost = tParent === undefined ? undefined : `${tParent === '/' ? '' : tParent}/${targetParts[targetParts.length - 1]}`;
+        const tHost = tParent === undefined ? undefined : childPath(tParent, targetParts[targetParts.length - 1]!);
         const tStat = tHost === undefined ? undefined : lstatOrUndefined(tHost);
         if (tHost === undefined || tStat === undefined || tStat.isDirectory()) {
           throw new StowageError('unpack/bad-hardlink', `hardlink ${rel} points to ${JSON.stringify(h.linkname)}, which is not a file in this layer's root`, {

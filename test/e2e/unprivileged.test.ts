@@ -370,3 +370,23 @@ test('--isolation=none without the rights to empty /: one error naming the path 
   assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, r.stderr);
   assert.notEqual((await runCommand('skopeo', ['inspect', '--tls-verify=false', `docker://${dest}`])).code, 0, 'nothing pushed');
 });
+
+test('--isolation=none: a base layer that whites out /stowage and /workspace at the top level cannot delete the executor or the context', async (t) => {
+  // Built on the host (bubblewrap): layer 2 deletes what layer 1 made, so it carries top-level
+  // `.wh.stowage` and `.wh.workspace` entries — the paths the executor container must keep.
+  const baseCtx = join(work, 'whiteout-base');
+  mkdirSync(baseCtx);
+  writeFileSync(
+    join(baseCtx, 'Dockerfile'),
+    `FROM ${registry!.host}/base/busybox:1\nRUN mkdir -p /stowage/dist /workspace/sub && echo x > /stowage/dist/x\nRUN rm -rf /stowage /workspace\n`,
+  );
+  const base = `${registry!.host}/base/whiteouts:1`;
+  await mustRun(image.stowage, ['executor', '--context', baseCtx, '--destination', base, '--verbosity=warn'], { env: image.env });
+  const dest = `${registry!.host}/e2e/app:none-whiteouts`;
+  const r = await runIsolationNone('none-whiteouts', `FROM ${base}\nRUN echo ok > /ok.txt\n`, dest);
+  t.diagnostic(r.stderr.trim());
+  assert.equal(r.code, 0, r.stderr);
+  const rootfs = await unpackPushed(dest, 'none-whiteouts');
+  assert.equal(readFileSync(join(rootfs, 'ok.txt'), 'utf8'), 'ok\n');
+  assert.ok(!existsSync(join(rootfs, 'stowage')) && !existsSync(join(rootfs, 'workspace')));
+});
