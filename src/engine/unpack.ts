@@ -481,6 +481,11 @@ export async function unpackLayer(blob: LayerBytes, targetDir: string, options: 
         }
         const tParent = tParentDir;
         const tHost = tParent === undefined ? undefined : childPath(tParent, targetParts[targetParts.length - 1]!);
+        if (tHost !== undefined && ignore.size > 0 && isIgnored(resolver.rel(tHost), ignore)) {
+          warn(`skipped hardlink ${rel}: its target ${h.linkname} is on the ignore list`);
+          created.delete(rel);
+          return;
+        }
         const tStat = tHost === undefined ? undefined : lstatOrUndefined(tHost);
         if (tHost === undefined || tStat === undefined || tStat.isDirectory()) {
           throw new StowageError('unpack/bad-hardlink', `hardlink ${rel} points to ${JSON.stringify(h.linkname)}, which is not a file in this layer's root`, {

@@ -141,6 +141,7 @@ test('unpacking into the build root never writes, deletes or reaches through a s
         { name: 'sneaky/newdir/evil', body: 'evil' },
         { name: 'opq', typeflag: '2', linkname: '/elsewhere' },
         { name: 'ok/file', body: 'ok' },
+        { name: 'ok/hard', typeflag: '1', linkname: 'keep/state' },
         { name: 'fifo', typeflag: '6' },
       ])],
       root,
@@ -153,6 +154,7 @@ test('unpacking into the build root never writes, deletes or reaches through a s
     assert.equal(readFileSync(join(root, 'opq/fresh'), 'utf8'), 'fresh');
     assert.ok(lstatSync(join(root, 'opq')).isDirectory(), 'a directory that holds an ignored path is never replaced by a symlink');
     assert.equal(readFileSync(join(root, 'ok/file'), 'utf8'), 'ok');
+    assert.ok(!existsSync(join(root, 'ok/hard')), 'no hardlink to an ignored file');
     assert.ok(!existsSync(join(root, 'fifo')), 'no mknod without subprocesses');
     assert.ok(r.warnings.some((w) => /fifo/.test(w)), r.warnings.join('\n'));
     // mtimes through Node: microseconds survive.
