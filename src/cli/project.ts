@@ -32,8 +32,17 @@ const MAX_DOCKERFILE_BYTES = 4 * 1024 * 1024;
 
 export function displayPath(cwd: string, absolute: string): string {
   if (!isAbsolute(absolute)) return absolute;
+  // The common case, a normalised path below cwd, without path.relative's general work.
+  if (absolute.length > cwd.length + 1 && absolute[cwd.length] === '/' && absolute.startsWith(cwd) && isNormalRelative(cwd.slice(1)) && isNormalRelative(absolute.slice(cwd.length + 1))) {
+    return absolute.slice(cwd.length + 1);
+  }
   const rel = relative(cwd, absolute);
   return rel === '' ? '.' : rel.startsWith('../../') ? absolute : rel;
+}
+
+/** Non-empty, with no empty, `.` or `..` segments and no slash at either end: a normalised relative path. */
+function isNormalRelative(p: string): boolean {
+  return p !== '' && !/^\/|(?:^|\/)\.{1,2}(?:\/|$)|\/\/|\/$/.test(p);
 }
 
 export async function loadProject(options: LoadProjectOptions): Promise<Project> {

@@ -442,8 +442,18 @@ function trimSuffix(pattern: string, value: string, greedy: boolean): string {
   return rev(trimPrefix(reversePattern(pattern), rev(value), greedy));
 }
 
+/** Characters that make the lexer do more than split on spaces (either escape token, quotes, `$`). */
+const LEXER_SPECIAL = /[$'"\\`]/;
+/** Go's unicode.IsSpace, as one run. */
+const GO_SPACES = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
+
 /** Full lexer entry point: the word, the words, and which variables were looked up. */
 export function lexWord(source: string, env: ShellEnv, options: LexOptions = {}): ExpandResult {
+  // Most words (paths, ports, names) hold nothing to expand or unquote: the word is the text itself
+  // and the words are its space-separated parts, exactly what the character loop below produces.
+  if (!LEXER_SPECIAL.test(source)) {
+    return { word: source, words: source.split(GO_SPACES).filter((w) => w !== ''), matched: new Set(), unmatched: new Set() };
+  }
   const sw = new ShellWord(source, env, options.escape ?? '\\', options);
   const { word, words } = sw.process();
   return { word, words, matched: sw.matched, unmatched: sw.unmatched };

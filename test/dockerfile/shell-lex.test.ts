@@ -78,3 +78,18 @@ describe('referencedVariables', () => {
     assert.deepEqual([...r.unmatched], ['MISSING']);
   });
 });
+
+describe('words with nothing to expand or unquote', () => {
+  it('give exactly what the character-by-character lexer gives', () => {
+    // A trailing '' (an empty quoted string) changes neither the word nor the words, but sends
+    // the text through the full lexer: the two answers must match.
+    const words = ['/usr/local/bin', 'a b  c', '  lead and trail  ', '', ' ', '8080/tcp 9090', 'x\u00a0y\u2003z\u3000w', 'tab\there\nnl', 'emoji \ud83d\ude00 ok', 'a,b;c|d&e', '--flag=value', 'C:\u200bpath'];
+    for (const w of words) {
+      for (const escape of ['\\', '`']) {
+        assert.equal(expandWord(w, {}, { escape }), expandWord(`${w}''`, {}, { escape }), JSON.stringify(w));
+        assert.deepEqual(expandWords(w, {}, { escape }), expandWords(`${w}''`, {}, { escape }), JSON.stringify(w));
+      }
+    }
+    assert.deepEqual(expandWords('a b\u2028c', {}), ['a', 'b', 'c']);
+  });
+});
