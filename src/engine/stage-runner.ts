@@ -190,8 +190,13 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
     options.onEvent?.({ type: 'stage-done', stage: stage.index, digest: image.digest });
     const finalLayers = draft.layers;
     if (shared) {
-      // The next stage needs the root; readers of this one get its layers in a private tree.
-      for (const r of held.splice(0).reverse()) await r.release();
+      // The next stage needs the root; readers of this one get its layers in a private tree. A
+      // root that holds exactly the final layers is parked: a `FROM <this stage>` continues in it.
+      const last = rootfs;
+      for (const r of held.splice(0).reverse()) {
+        if (r === last) await shared.park(r, finalLayers);
+        else await r.release();
+      }
       let tree: Promise<ExtractedTree> | undefined;
       const extractOnce = (sig: AbortSignal): Promise<ExtractedTree> =>
         (tree ??= shared.extractTree({ layers: finalLayers, signal: sig }).then((t) => (extracted.push(t), t)));

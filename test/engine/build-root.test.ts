@@ -323,3 +323,52 @@ test('with the step cache: a step that runs after cache hits gets a build root r
     fx.cleanup();
   }
 });
+
+test('FROM the stage that just finished continues in the build root as it was left (no emptying, no unpacking), as BuildKit continues from its snapshot', async () => {
+  const fx = fixture({
+    Dockerfile: [
+      'FROM busybox AS a',
+      'WORKDIR /w',
+      'RUN echo a > a.txt',
+      'FROM a',
+      // Re-unpacked, a.txt would carry the layer's mtime, clamped to SOURCE_DATE_EPOCH=0.
+      'RUN stat -c %Y a.txt > mtime.txt && cat a.txt > b.txt',
+      '',
+    ].join('\n'),
+  });
+  const root = tempRoot('stowage-buildroot-parked-');
+  const signal = AbortSignal.timeout(60_000);
+  try {
+    const setup = await createEnginePorts({
+      cacheDir: join(fx.root, 'cache'),
+      snapshotter: 'walk',
+      isolation: 'none',
+      isolationNone: { buildRoot: root, force: false, ignorePaths: [], protect: [] },
+      images: {
+        async resolve(ref, platform, sig) {
+          const bb = await busyboxLayout();
+          return localImages({ busybox: { dir: bb.dir, tag: bb.tag } }).resolve(ref, platform, sig);
+        },
+      },
+      signal,
+    });
+    let image;
+    try {
+      image = await buildDockerfile({ dockerfilePath: join(fx.context, 'Dockerfile'), contextDir: fx.context, buildArgs: {}, platform: hostPlatform(), ports: setup.engine, options: { cacheDir: join(fx.root, 'cache'), signal, sourceDateEpoch: 0 } });
+    } finally {
+      await setup.close();
+    }
+    const rootfs = await unpackWithUmoci(fx, image);
+    assert.equal(readFileSync(join(rootfs, 'w/b.txt'), 'utf8'), 'a\n');
+    assert.notEqual(readFileSync(join(rootfs, 'w/mtime.txt'), 'utf8').trim(), '0', 'a.txt was the one stage a wrote, not re-unpacked');
+    // The second stage's RUN layer holds only what that RUN changed: not a.txt again.
+    assert.equal(image.layers.length, (await busyboxLayout()).image.layers.length + 3, 'base + WORKDIR + 2 RUN layers');
+    const last = join(fx.root, 'last-layer');
+    mkdirSync(last);
+    await unpackLayer(await image.layers[image.layers.length - 1]!.open(signal), last, { asRoot: false, whiteouts: 'record' });
+    assert.deepEqual(readdirSync(join(last, 'w')).sort(), ['b.txt', 'mtime.txt']);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+    fx.cleanup();
+  }
+});

@@ -15,6 +15,12 @@
  * instead, which also needs every COPY --from source known up front). Extracting costs one more
  * decompression of those layers, paid only for stages something copies from.
  *
+ * A stage whose base is the stage that just finished in the root (`FROM builder`) continues in the
+ * root as that stage left it (`park`), as BuildKit continues from the parent's snapshot: no emptying,
+ * no unpacking. The root then holds exactly that stage's layers (every step after the last restore
+ * from the step cache was snapshotted into them); what it holds beyond them — xattrs and nanosecond
+ * mtimes that snapshots here do not capture — is what BuildKit's child stage would see too.
+ *
  * Nothing here spawns a process: after the first stage the host's tools may be the image's own.
  */
 import { mkdirSync, mkdtempSync } from 'node:fs';
@@ -54,6 +60,11 @@ export interface SharedRootSnapshotter extends SnapshotterPort {
   prepareFromLayers(options: { layers: readonly Layer[]; signal: AbortSignal }): Promise<StageRootfs>;
   /** The filesystem of `layers` in a private directory (for COPY --from, RUN --mount from=). */
   extractTree(options: { layers: readonly Layer[]; signal: AbortSignal }): Promise<ExtractedTree>;
+  /**
+   * Gives the root back like `release`, stating that it holds exactly `layers` (bottom first), so a
+   * stage built on them may continue in it instead of emptying and unpacking.
+   */
+  park(rootfs: StageRootfs, layers: readonly Layer[]): Promise<void>;
 }
 
 export function isSharedRoot(s: SnapshotterPort): s is SharedRootSnapshotter {
@@ -81,6 +92,11 @@ class BuildRootFs implements StageRootfs {
   }
 }
 
+/** Identity of a layer stack, bottom first. */
+function layersKey(layers: readonly Layer[]): string {
+  return layers.map((l) => l.diffId).join(',');
+}
+
 /** `RUN --mount` targets (absolute, in-root) as relative paths. */
 function stepIgnore(targets: readonly string[]): Set<string> {
   const out = new Set<string>();
@@ -97,6 +113,8 @@ export class BuildRoot implements SharedRootSnapshotter {
   readonly root: string;
   readonly ignoreSet: ReadonlySet<string>;
   private live: BuildRootFs | undefined;
+  /** The root's content when a finished stage parked it: its layers' diffIds and its last index. */
+  private parked: { key: string; index: StatIndex } | undefined;
   private readonly asRoot: boolean;
 
   constructor(private readonly options: BuildRootOptions) {
@@ -116,6 +134,13 @@ export class BuildRoot implements SharedRootSnapshotter {
       throw new StowageError('engine/build-root-busy', `--isolation=none builds in one root (${this.root}), and another stage or build is using it`, {
         hint: 'build one image per container (stowage executor), with stages one after another',
       });
+    }
+    const parked = this.parked;
+    this.parked = undefined;
+    if (parked !== undefined && parked.key === layersKey(options.layers)) {
+      const continued = new BuildRootFs(this, this.root, parked.index);
+      this.live = continued;
+      return continued;
     }
     const claim = new BuildRootFs(this, this.root, new Map());
     this.live = claim;
@@ -140,6 +165,16 @@ export class BuildRoot implements SharedRootSnapshotter {
       throw e;
     }
     return { path: dir, release: () => rm(dir, { recursive: true, force: true }) };
+  }
+
+  async park(rootfs: StageRootfs, layers: readonly Layer[]): Promise<void> {
+    if (!(rootfs instanceof BuildRootFs) || rootfs !== this.live) {
+      await rootfs.release();
+      return;
+    }
+    const index = rootfs.index;
+    await rootfs.release();
+    this.parked = { key: layersKey(layers), index };
   }
 
   /** Called by a rootfs when its stage is done with the root. */
