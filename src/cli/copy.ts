@@ -5,6 +5,7 @@
  * Argument parsing is pure (`parseCopyArgs`); the registry and store modules are imported only once
  * the arguments are valid, so `--help` and usage errors stay cheap.
  */
+import { setMaxListeners } from 'node:events';
 import { StowageError } from '../util/errors.js';
 import { didYouMean } from '../util/levenshtein.js';
 import type { Platform } from '../image/types.js';
@@ -160,6 +161,9 @@ export async function runCopy(argv: string[], io: CopyIo = { stdout: process.std
   outer?.addEventListener('abort', () => controller.abort(outer.reason), { once: true });
   process.once('SIGINT', onSigint);
   const signal = controller.signal;
+  // Every concurrent request listens on this one signal (undici adds a listener per request until its
+  // body is consumed): dozens at once is by design, not a leak.
+  setMaxListeners(256, signal);
   const client = new RegistryClient({
     credentials: dockerConfigCredentials({ env: io.env }),
     insecureRegistries: options.insecureRegistries,

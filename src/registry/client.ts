@@ -252,6 +252,10 @@ export class RegistryClient {
       ...(signal ? { signal } : {}),
       ...(init.headersTimeoutMs !== undefined ? { headersTimeout: init.headersTimeoutMs } : {}),
       ...(init.bodyHighWaterMark !== undefined ? { highWaterMark: init.bodyHighWaterMark } : {}),
+      // undici closes the connection after every HEAD (in case a broken server sends a body anyway):
+      // a push HEADs each blob first, so 2,000 blobs meant 2,000 new connections. Registry servers
+      // answer HEAD per RFC 9110 (no body), so keep the connection.
+      ...(init.method === 'HEAD' ? { reset: false } : {}),
     };
     try {
       return await this.pool(url.origin).request(opts);

@@ -7,6 +7,7 @@ import { digestHex, type Digest } from '../image/digest.js';
 import { StowageError } from '../util/errors.js';
 import { createExclusiveWriteStream, syncFile, syncFileSystem } from './atomic.js';
 import type { BatchSyncedStore, BlobInfo, BlobStore } from './types.js';
+import { BLOB_READ_HIGH_WATER_MARK } from './layers.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -74,7 +75,7 @@ export class FsBlobStore implements BlobStore {
       }
       throw e;
     }
-    const stream = fh.createReadStream();
+    const stream = fh.createReadStream({ highWaterMark: BLOB_READ_HIGH_WATER_MARK });
     return signal ? addAbortSignal(signal, stream) : stream;
   }
 

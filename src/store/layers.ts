@@ -7,6 +7,12 @@ import type { Descriptor } from '../image/types.js';
 import { StowageError } from '../util/errors.js';
 import type { BlobStore } from './types.js';
 
+/**
+ * Blob files are read in 1 MiB slices (Node's default is 64 KiB): 16× fewer read calls and chunks
+ * through every hash, gzip and socket write downstream, for a few MiB of buffers at most.
+ */
+export const BLOB_READ_HIGH_WATER_MARK = 1024 * 1024;
+
 /** Opens a file as a stream, with a clear error when it is missing. */
 export async function openFile(path: string, what: string, signal?: AbortSignal, range?: { start: number; end: number }): Promise<Readable> {
   signal?.throwIfAborted();
@@ -19,7 +25,7 @@ export async function openFile(path: string, what: string, signal?: AbortSignal,
     }
     throw e;
   }
-  const stream = fh.createReadStream(range ? { start: range.start, end: range.end } : {});
+  const stream = fh.createReadStream({ highWaterMark: BLOB_READ_HIGH_WATER_MARK, ...(range ? { start: range.start, end: range.end } : {}) });
   return signal ? addAbortSignal(signal, stream) : stream;
 }
 
