@@ -6,6 +6,7 @@
  *
  * Exit codes: 0 all succeeded, 1 some image failed, 2 usage or spec errors.
  */
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -21,6 +22,8 @@ import { renderHuman } from './diagnostics-output.js';
 import { computePlan } from './plan.js';
 import { displayPath } from './project.js';
 import { chooseProgressMode, createProgress, type ImageStatus, type SummaryRow } from './progress.js';
+import { packageVersion } from './version.js';
+import type { BuildContext } from '../engine/context/context.js';
 
 export const BUILD_USAGE = `Usage: stowage build [options] [IMAGE|GROUP|GLOB ...]
 
@@ -65,6 +68,8 @@ export interface ImageRecord {
   blockedBy?: string;
   /** Steps restored from the step cache instead of running. */
   cacheHits?: number;
+  /** Unchanged since a build this cache remembers: the image was reused, nothing ran or was assembled. */
+  reused?: boolean;
 }
 
 export interface BuildMetadata {
@@ -193,6 +198,8 @@ export async function runBuild(argv: string[]): Promise<number> {
   }
 
   const controller = new AbortController();
+  // Every job, request and child process of the run listens on it while it lasts: not a leak.
+  setMaxListeners(0, controller.signal);
   const onSignal = () => controller.abort(new StowageError('build/interrupted', 'interrupted'));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -224,6 +231,7 @@ export async function runBuild(argv: string[]): Promise<number> {
   setupFlight.catch(() => undefined);
 
   let setup: Awaited<typeof setupFlight> | undefined;
+  let closeContexts = async (): Promise<void> => {};
   const records: Record<string, ImageRecord> = {};
   try {
     const plan = await computePlan({
@@ -252,7 +260,13 @@ export async function runBuild(argv: string[]): Promise<number> {
     const publish = publishFlag ?? spec.execution.publish;
     const jobs = jobsFlag ?? spec.execution.jobs ?? (await import('node:os')).availableParallelism();
     const progress = createProgress({ mode: chooseProgressMode(progressFlag === 'auto' ? undefined : progressFlag, env, Boolean(process.stderr.isTTY)), out: process.stderr });
-    const [{ parsePlatform }, { buildDockerfile, writeDestinations }] = await Promise.all([import('../image/platform.js'), engineModule]);
+    const [{ parsePlatform }, { buildDockerfile, writeDestinations }, { openDirContext }, { BuiltImages, imageKey }, { createImageKeyPlanner }] = await Promise.all([
+      import('../image/platform.js'),
+      engineModule,
+      import('../engine/context/context.js'),
+      import('../cache/built-images.js'),
+      import('../cache/plan-graph.js'),
+    ]);
     const specImages = new Map(spec.images.map((i) => [i.name, i]));
     for (const g of graph.images) records[g.name] = { status: 'not-started', destinations: g.destinations, published: false };
 
@@ -260,8 +274,45 @@ export async function runBuild(argv: string[]): Promise<number> {
     const engine = setup;
     // Said once per run: which sandbox RUN steps get and why (chroot is no security boundary).
     progress.info(`RUN isolation: ${engine.isolation.isolation} (${engine.isolation.reason}); snapshotter: ${engine.engine.snapshotter.name}`);
-    const stepCache = values['no-cache'] ? undefined : await openStepCache(values['cache-repo'] as string | undefined, values['cache-ttl'] as string | undefined, spec.cache, engine, (m) => progress.warn(m));
+    const ttlMs = await cacheTtl(values['cache-ttl'] as string | undefined, spec.cache);
+    const stepCache = values['no-cache'] ? undefined : openStepCache(values['cache-repo'] as string | undefined, ttlMs, spec.cache, engine, (m) => progress.warn(m));
     const buildLimit = pLimit(jobs);
+    const contexts = new Map<string, Promise<BuildContext>>();
+    /** One context per directory and Dockerfile, its digests computed once for the key and the build. */
+    const contextFor = (dir: string, dockerfile: string): Promise<BuildContext> => {
+      const key = `${dir}\0${dockerfile}`;
+      let ctx = contexts.get(key);
+      if (!ctx) {
+        ctx = openDirContext({ dir, dockerfilePath: dockerfile, signal: controller.signal }).then(memoizedDigests);
+        contexts.set(key, ctx);
+      }
+      return ctx;
+    };
+    closeContexts = async () => {
+      for (const c of contexts.values()) await c.then((x) => x.close()).catch(() => undefined);
+    };
+    // Unchanged images are looked up, not rebuilt, whenever the step cache is on: their key is known
+    // before any step runs when everything they read is (base digests, context, args, Dockerfile).
+    const reuse = stepCache
+      ? {
+          images: new BuiltImages({ cacheDir, store: engine.engine.store, ...(ttlMs !== undefined ? { ttlMs } : {}), warn: (m: string) => progress.warn(m) }),
+          planner: createImageKeyPlanner(graph, spec, plan.dockerfiles!, {
+            openContext: contextFor,
+            peek: async () => false,
+            resolveImage: async (ref, platform, signal) => {
+              const img = await engine.engine.images.resolve(ref, platform, signal);
+              return { digest: img.digest, config: img.config.config ?? {} };
+            },
+            resolveSpecImage: (name) => {
+              const img = built.get(name);
+              return img ? { digest: img.digest, config: img.config.config ?? {} } : undefined;
+            },
+            ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+            signal: controller.signal,
+          }),
+        }
+      : undefined;
+    const builder = `stowage ${packageVersion()}`;
 
     const publishImage = async (name: string, image: Image, signal: AbortSignal): Promise<void> => {
       const specImage = specImages.get(name)!;
@@ -283,9 +334,18 @@ export async function runBuild(argv: string[]): Promise<number> {
           signal.throwIfAborted();
           started.set(g.name, Date.now());
           progress.imageStart(g.name);
-          return buildDockerfile({
+          const planned = reuse && !specImage.noCache ? await reuse.planner.finalKey(g.name) : undefined;
+          const key = planned && imageKey({ finalKey: planned.key, labels: specImage.labels, builder });
+          const found = key !== undefined ? await reuse!.images.lookup(key, signal) : undefined;
+          if (found) {
+            records[g.name]!.reused = true;
+            records[g.name]!.cacheHits = planned!.steps;
+            progress.phase(g.name, `unchanged since a cached build: reusing ${found.digest.slice(0, 19)}`);
+            return found;
+          }
+          const image = await buildDockerfile({
             dockerfilePath: displayPath(cwd, specImage.dockerfile),
-            contextDir: specImage.context,
+            context: await contextFor(specImage.context, specImage.dockerfile),
             ...(specImage.target !== undefined ? { target: specImage.target } : {}),
             buildArgs: specImage.args,
             labels: specImage.labels,
@@ -303,6 +363,8 @@ export async function runBuild(argv: string[]): Promise<number> {
               },
             },
           });
+          if (key !== undefined) await reuse!.images.record(key, image, signal);
+          return image;
         });
         built.set(g.name, image);
         if (publish === 'immediate') await publishImage(g.name, image, signal);
@@ -373,6 +435,7 @@ export async function runBuild(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await closeContexts();
     // Also when the spec had errors: then whatever the setup says does not matter, only that it ends.
     const engine = setup ?? (await setupFlight.catch(() => undefined));
     await engine?.close().catch(() => undefined);
@@ -390,22 +453,52 @@ export async function runBuild(argv: string[]): Promise<number> {
   }
 }
 
-/** The run's step cache: local always, the registry too with --cache-repo or the spec's `cache`. */
-async function openStepCache(
-  repoFlag: string | undefined,
-  ttlFlag: string | undefined,
-  specCache: { repo: string; ttl?: string } | undefined,
-  engine: { createStepCache(o: { repo?: string; ttlMs?: number; warn(message: string): void }): import('../cache/step-cache.js').StepCache },
-  warn: (message: string) => void,
-) {
+/** The cache TTL in ms from --cache-ttl or the spec's `cache.ttl`; undefined: entries never expire. */
+async function cacheTtl(ttlFlag: string | undefined, specCache: { ttl?: string } | undefined): Promise<number | undefined> {
   const { parseTtl } = await import('../cache/entry.js');
   const ttlText = ttlFlag ?? specCache?.ttl;
   const ttlMs = ttlText === undefined ? undefined : parseTtl(ttlText);
   if (ttlText !== undefined && ttlMs === undefined) {
     throw new StowageError('usage/bad-flag', `--cache-ttl must be a duration like 168h or 7d, not ${JSON.stringify(ttlText)}`);
   }
+  return ttlMs;
+}
+
+/** The run's step cache: local always, the registry too with --cache-repo or the spec's `cache`. */
+function openStepCache(
+  repoFlag: string | undefined,
+  ttlMs: number | undefined,
+  specCache: { repo: string; ttl?: string } | undefined,
+  engine: { createStepCache(o: { repo?: string; ttlMs?: number; warn(message: string): void }): import('../cache/step-cache.js').StepCache },
+  warn: (message: string) => void,
+) {
   const repo = repoFlag ?? specCache?.repo;
   return engine.createStepCache({ ...(repo !== undefined ? { repo } : {}), ...(ttlMs !== undefined ? { ttlMs } : {}), warn });
+}
+
+/**
+ * The context with each path's digest computed once: the image key and the build's step keys read
+ * the same files, and hashing a big context twice would cost as much as the key saves.
+ */
+function memoizedDigests(ctx: BuildContext): BuildContext {
+  const digests = new Map<string, Promise<string>>();
+  const one = (rel: string, signal?: AbortSignal): Promise<string> => {
+    let d = digests.get(rel);
+    if (!d) {
+      d = ctx.fileDigests([rel], signal).then((m) => m.get(rel)!);
+      d.catch(() => digests.delete(rel));
+      digests.set(rel, d);
+    }
+    return d;
+  };
+  return {
+    dir: ctx.dir,
+    ignore: ctx.ignore,
+    ignoreFile: ctx.ignoreFile,
+    resolveSources: (patterns, o) => ctx.resolveSources(patterns, o),
+    fileDigests: async (relPaths, signal) => new Map(await Promise.all(relPaths.map(async (rel) => [rel, await one(rel, signal)] as const))),
+    close: () => ctx.close(),
+  };
 }
 
 /** One line for the user: StowageErrors carry their own message, file:line and hint. */

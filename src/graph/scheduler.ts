@@ -3,6 +3,7 @@
  * (single flight per id). Dependencies are awaited outside any concurrency limit — limits belong
  * around leaf work inside `run`, so a job waiting for its inputs never holds a slot.
  */
+import { setMaxListeners } from 'node:events';
 import { StowageError, isAbortError } from '../util/errors.js';
 
 export type JobStatus = 'succeeded' | 'failed' | 'skipped' | 'not-started';
@@ -69,6 +70,8 @@ export async function runGraph<R>(options: RunGraphOptions<R>): Promise<Map<stri
 
   // fail-fast aborts this controller; the caller's signal aborts it too.
   const abort = new AbortController();
+  // Every job (and what it starts) listens on it while it runs: many at once is not a leak.
+  setMaxListeners(0, abort.signal);
   const onOuterAbort = (): void => abort.abort(options.signal?.reason);
   if (options.signal?.aborted) abort.abort(options.signal.reason);
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });

@@ -1,0 +1,132 @@
+/**
+ * Images the last builds assembled, by image key, so a rebuild of an unchanged image is a lookup:
+ * no rootfs, no steps, no assembly. The key covers everything the image is made of — the target
+ * stage's final step key (base digest, every instruction, context digests, args, platform, epoch),
+ * the labels applied last, and the builder's version — so an image found here is the image a build
+ * from the step cache would assemble. The record (`<cacheDir>/built-images/<key>.json`) names the
+ * manifest; manifest and config bytes live in the blob store beside the layers.
+ *
+ * Like the step cache, a problem here never fails a build: a missing blob, a corrupt or expired
+ * record — each means "build it".
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Image } from '../image/blob.js';
+import { canonicalJsonString } from '../image/canonical.js';
+import { parseDigest, type Digest } from '../image/digest.js';
+import { imageFromBytes } from '../image/image.js';
+import { writeFileAtomic } from '../store/atomic.js';
+import { storeLayer } from '../store/layers.js';
+import type { BlobStore } from '../store/types.js';
+import { errorMessage } from '../util/errors.js';
+
+const RECORD_VERSION = 1;
+
+/** The identity of an assembled image. */
+export function imageKey(parts: { finalKey: string; labels: Readonly<Record<string, string>>; builder: string }): string {
+  const text = canonicalJsonString({ v: RECORD_VERSION, final: parts.finalKey, labels: parts.labels, builder: parts.builder });
+  return `sha256:${createHash('sha256').update(text).digest('hex')}`;
+}
+
+interface BuiltImageRecord {
+  version: typeof RECORD_VERSION;
+  key: string;
+  manifest: { digest: Digest; size: number; mediaType: string };
+  /** When the image was recorded (RFC 3339), for the cache TTL. */
+  writtenAt: string;
+}
+
+export interface BuiltImagesOptions {
+  cacheDir: string;
+  store: BlobStore;
+  /** Records written longer ago than this are ignored (the step cache's TTL). */
+  ttlMs?: number;
+  warn(message: string): void;
+  now?: () => Date;
+}
+
+export class BuiltImages {
+  private readonly dir: string;
+
+  constructor(private readonly options: BuiltImagesOptions) {
+    this.dir = join(options.cacheDir, 'built-images');
+  }
+
+  private recordPath(key: string): string {
+    return join(this.dir, `${key.replace(/^sha256:/, '')}.json`);
+  }
+
+  /** The image recorded under `key`, with every blob of it in the store; undefined otherwise. */
+  async lookup(key: string, signal: AbortSignal): Promise<Image | undefined> {
+    let rec: BuiltImageRecord;
+    try {
+      rec = parseRecord(await readFile(this.recordPath(key), { encoding: 'utf8', signal }), key);
+    } catch (e) {
+      signal.throwIfAborted();
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.options.warn(`built images: ignoring the record for ${key} (${errorMessage(e)}); the image is built`);
+      return undefined;
+    }
+    const now = (this.options.now ?? (() => new Date()))().getTime();
+    if (this.options.ttlMs !== undefined && now - Date.parse(rec.writtenAt) > this.options.ttlMs) return undefined;
+    const { store } = this.options;
+    try {
+      const manifestBytes = await readSmallBlob(store, rec.manifest.digest, signal);
+      if (manifestBytes === undefined) return undefined;
+      const configDigest = (JSON.parse(Buffer.from(manifestBytes).toString('utf8')) as { config?: { digest?: string } }).config?.digest;
+      const configBytes = configDigest === undefined ? undefined : await readSmallBlob(store, parseDigest(configDigest), signal);
+      if (configBytes === undefined) return undefined;
+      const image = imageFromBytes({
+        manifestBytes,
+        configBytes,
+        layer: (descriptor, diffId) => storeLayer(store, descriptor, diffId),
+        source: `built image ${key}`,
+        descriptorMediaType: rec.manifest.mediaType,
+      });
+      if (image.digest !== rec.manifest.digest) return undefined;
+      for (const l of image.layers) if (!(await store.has(l.descriptor.digest))) return undefined;
+      return image;
+    } catch (e) {
+      signal.throwIfAborted();
+      this.options.warn(`built images: cannot restore ${rec.manifest.digest} (${errorMessage(e)}); the image is built`);
+      return undefined;
+    }
+  }
+
+  /** Keeps `image` under `key`: its manifest and config go into the store, then the record. */
+  async record(key: string, image: Image, signal: AbortSignal): Promise<void> {
+    try {
+      const { store } = this.options;
+      await store.write(image.configBytes, { expected: image.manifest.config.digest, signal });
+      await store.write(image.manifestBytes, { expected: image.digest, signal });
+      const rec: BuiltImageRecord = {
+        version: RECORD_VERSION,
+        key,
+        manifest: { digest: image.digest, size: image.manifestBytes.length, mediaType: image.manifest.mediaType },
+        writtenAt: (this.options.now ?? (() => new Date()))().toISOString(),
+      };
+      await mkdir(this.dir, { recursive: true });
+      await writeFileAtomic(this.recordPath(key), `${JSON.stringify(rec)}\n`);
+    } catch (e) {
+      signal.throwIfAborted();
+      this.options.warn(`built images: cannot record ${image.digest} (${errorMessage(e)}); the next run builds it again`);
+    }
+  }
+}
+
+function parseRecord(text: string, key: string): BuiltImageRecord {
+  const r = JSON.parse(text) as Partial<BuiltImageRecord>;
+  if (r.version !== RECORD_VERSION || r.key !== key || typeof r.writtenAt !== 'string' || Number.isNaN(Date.parse(r.writtenAt))) throw new Error('not a record of this version and key');
+  const m = r.manifest;
+  if (!m || typeof m.mediaType !== 'string' || typeof m.size !== 'number') throw new Error('no manifest descriptor');
+  return { version: RECORD_VERSION, key, manifest: { digest: parseDigest(m.digest as string), size: m.size, mediaType: m.mediaType }, writtenAt: r.writtenAt };
+}
+
+/** A manifest or config from the store (verified when stored); undefined when it is not there. */
+async function readSmallBlob(store: BlobStore, digest: Digest, signal: AbortSignal): Promise<Uint8Array | undefined> {
+  const info = await store.stat(digest);
+  if (!info || info.size > 4 * 1024 * 1024) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const c of await store.openRead(digest, signal)) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}

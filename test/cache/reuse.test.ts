@@ -1,0 +1,122 @@
+/**
+ * Unchanged images are reused, not rebuilt: a warm `stowage build` looks each image up by its key
+ * (final step key + labels) and runs no stage at all — and anything that changes the image makes
+ * it build again: the base tag moving to another image, a label, a lost blob. (Context edits and
+ * --no-cache: test/cache/build-cli.test.ts.)
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+
+const STOWAGE = join(process.cwd(), 'bin', 'stowage');
+let registry: TestRegistry;
+let work: string;
+
+before(async () => {
+  registry = await startRegistry();
+  work = mkdtempSync(join(tmpdir(), 'stowage-reuse-'));
+});
+after(async () => {
+  await registry?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+interface Meta {
+  images: Record<string, { status: string; digest: string; reused?: boolean; cacheHits?: number }>;
+}
+
+interface Run {
+  meta: Meta;
+  /** Images that started a stage (i.e. were built, not reused). */
+  builtImages: Set<string>;
+}
+
+function build(dir: string, extra: string[] = []): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(STOWAGE, ['build', '--metadata-file', 'meta.json', '--progress', 'json', ...extra], {
+      cwd: dir,
+      env: { ...process.env, STOWAGE_CACHE_DIR: join(work, 'cache'), NO_COLOR: '1' },
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout.resume();
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`stowage build exited ${code}: ${stderr}`));
+      const events = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; image?: string });
+      resolve({
+        meta: JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as Meta,
+        builtImages: new Set(events.filter((e) => e.type === 'stage-start').map((e) => e.image!)),
+      });
+    });
+  });
+}
+
+/** An external base (its own spec, pushed to the registry) and two images FROM it, one of them labelled. */
+function projects(): { baseDir: string; appDir: string } {
+  const baseDir = join(work, 'base');
+  const appDir = join(work, 'app');
+  mkdirSync(baseDir, { recursive: true });
+  writeFileSync(join(baseDir, 'Dockerfile'), 'FROM scratch\nCOPY version.txt /etc/base-version\n');
+  writeFileSync(join(baseDir, 'version.txt'), 'base 1\n');
+  writeFileSync(join(baseDir, 'stowage.yaml'), `version: 1\nimages:\n  base:\n    context: .\n    destinations: ["${registry.host}/ext/base:1"]\n`);
+  mkdirSync(join(appDir, 'ctx'), { recursive: true });
+  writeFileSync(join(appDir, 'ctx', 'Dockerfile'), `FROM ${registry.host}/ext/base:1\nCOPY app.txt /srv/app.txt\nENV MODE=prod\n`);
+  writeFileSync(join(appDir, 'ctx', 'app.txt'), 'app 1\n');
+  writeFileSync(
+    join(appDir, 'stowage.yaml'),
+    'version: 1\nimages:\n' +
+      `  plain:\n    context: ctx\n    destinations: ["${registry.host}/app/plain:1"]\n` +
+      `  labelled:\n    context: ctx\n    labels: { team: a }\n    destinations: ["${registry.host}/app/labelled:1", "oci:out/labelled"]\n` +
+      // Builds on an image of this spec: reused too once its dependency is known.
+      `  child:\n    context: ctx\n    dockerfile: Dockerfile.child\n    destinations: ["${registry.host}/app/child:1"]\n`,
+  );
+  writeFileSync(join(appDir, 'ctx', 'Dockerfile.child'), 'FROM image:plain\nCOPY app.txt /srv/again.txt\n');
+  return { baseDir, appDir };
+}
+
+test('a warm build reuses every unchanged image and runs no stage; a moved base tag, a label or a pruned blob rebuild exactly what they touch', async () => {
+  const { baseDir, appDir } = projects();
+  await build(baseDir);
+  const cold = await build(appDir);
+  assert.deepEqual([...cold.builtImages].sort(), ['child', 'labelled', 'plain']);
+
+  const warm = await build(appDir);
+  assert.deepEqual([...warm.builtImages], [], 'nothing is built when nothing changed');
+  for (const name of ['plain', 'labelled', 'child']) {
+    assert.equal(warm.meta.images[name]!.reused, true, name);
+    assert.equal(warm.meta.images[name]!.digest, cold.meta.images[name]!.digest, `${name}: the same image`);
+  }
+  assert.equal(warm.meta.images['plain']!.cacheHits, 2, 'COPY and ENV count as restored steps');
+
+  // The base tag moves to another image: every image on it must be built again, on the new base.
+  writeFileSync(join(baseDir, 'version.txt'), 'base 2\n');
+  await build(baseDir);
+  const rebased = await build(appDir);
+  assert.deepEqual([...rebased.builtImages].sort(), ['child', 'labelled', 'plain']);
+  for (const name of ['plain', 'labelled', 'child']) {
+    assert.notEqual(rebased.meta.images[name]!.digest, cold.meta.images[name]!.digest, `${name} is rebuilt on the new base`);
+    assert.notEqual(rebased.meta.images[name]!.reused, true);
+  }
+
+  // A label is part of the image: only the labelled image is assembled again.
+  writeFileSync(join(appDir, 'stowage.yaml'), readFileSync(join(appDir, 'stowage.yaml'), 'utf8').replace('team: a', 'team: b'));
+  const relabelled = await build(appDir);
+  assert.deepEqual([...relabelled.builtImages], ['labelled']);
+  assert.equal(relabelled.meta.images['plain']!.digest, rebased.meta.images['plain']!.digest);
+
+  // The store loses the manifests the records name (a clean-up): those images are built, nothing fails.
+  const blobs = join(work, 'cache', 'blobs', 'sha256');
+  const records = join(work, 'cache', 'built-images');
+  for (const f of readdirSync(records)) {
+    const rec = JSON.parse(readFileSync(join(records, f), 'utf8')) as { manifest: { digest: string } };
+    rmSync(join(blobs, rec.manifest.digest.slice('sha256:'.length)), { force: true });
+  }
+  const pruned = await build(appDir);
+  assert.deepEqual([...pruned.builtImages].sort(), ['child', 'labelled', 'plain']);
+  for (const name of ['plain', 'labelled', 'child']) assert.equal(pruned.meta.images[name]!.digest, relabelled.meta.images[name]!.digest, `${name}: rebuilt from the step cache, same image`);
+});
