@@ -62,26 +62,30 @@ function fromFastDocument(doc: FastDocument, text: string): ParsedYaml {
     const clamp = (o: number) => Math.max(0, Math.min(o, text.length));
     return { start: positionIn(doc.lineStarts, clamp(r[0]!)), end: positionIn(doc.lineStarts, clamp(r[1]!)) };
   };
+  // Walk first, then compute the one answer: normalising a spec locates thousands of paths.
+  const located = (node: FastNode, key: FastNode | undefined, isRoot: boolean, exact: boolean): Located =>
+    isRoot ? { range: rangeOf(node.range), exact } : { range: rangeOf(node.range), keyRange: key ? rangeOf(key.range) : undefined, exact };
   const locate = (path: DataPath): Located => {
     let node: FastNode = doc.contents;
-    let best: Located = { range: rangeOf(node.range), exact: path.length === 0 };
+    let keyNode: FastNode | undefined;
     for (let i = 0; i < path.length; i++) {
       const seg = path[i]!;
       let next: FastNode | undefined;
-      let keyNode: FastNode | undefined;
+      let nextKey: FastNode | undefined;
       if (node.kind === 'map') {
         const entry = node.entries.get(String(seg));
         if (entry) {
           next = entry.value;
-          keyNode = entry.key;
+          nextKey = entry.key;
         }
       } else if (node.kind === 'seq' && /^\d+$/.test(String(seg))) {
         next = node.items[Number(seg)];
       }
-      if (next === undefined) return { ...best, exact: false };
+      if (next === undefined) return located(node, keyNode, i === 0, false);
       node = next;
-      best = { range: rangeOf(next.range), keyRange: keyNode ? rangeOf(keyNode.range) : undefined, exact: i === path.length - 1 };
+      keyNode = nextKey;
     }
+    const best = located(node, keyNode, path.length === 0, true);
     if (node.kind === 'scalar') best.sourceText = text.slice(node.range[0], node.range[1]);
     return best;
   };
