@@ -277,6 +277,8 @@ export async function runBuild(argv: string[]): Promise<number> {
     const ttlMs = await cacheTtl(values['cache-ttl'] as string | undefined, spec.cache);
     const stepCache = values['no-cache'] ? undefined : openStepCache(values['cache-repo'] as string | undefined, ttlMs, spec.cache, engine, (m) => progress.warn(m));
     const buildLimit = pLimit(jobs);
+    // Bounded all the same: each lookup may hash its image's context (open files, memory).
+    const lookupLimit = pLimit(Math.max(8, jobs * 4));
     const contexts = new Map<string, Promise<BuildContext>>();
     /** One context per directory and Dockerfile, its digests computed once for the key and the build. */
     const contextFor = (dir: string, dockerfile: string): Promise<BuildContext> => {
@@ -330,19 +332,32 @@ export async function runBuild(argv: string[]): Promise<number> {
       deps: g.dependsOn,
       run: async ({ signal }) => {
         const specImage = specImages.get(g.name)!;
-        const image = await buildLimit(async () => {
+        const begin = () => {
           signal.throwIfAborted();
+          if (started.has(g.name)) return;
           started.set(g.name, Date.now());
           progress.imageStart(g.name);
-          const planned = reuse && !specImage.noCache ? await reuse.planner.finalKey(g.name) : undefined;
-          const key = planned && imageKey({ finalKey: planned.key, labels: specImage.labels, builder });
-          const found = key !== undefined ? await reuse!.images.lookup(key, signal) : undefined;
-          if (found) {
-            records[g.name]!.reused = true;
-            records[g.name]!.cacheHits = planned!.steps;
-            progress.phase(g.name, `unchanged since a cached build: reusing ${found.digest.slice(0, 19)}`);
-            return found;
-          }
+        };
+        // The lookup is a few small reads, so it does not wait for (or hold) a build slot.
+        const known = reuse && !specImage.noCache
+          ? await lookupLimit(async () => {
+              signal.throwIfAborted();
+              const planned = await reuse.planner.finalKey(g.name);
+              if (!planned) return undefined;
+              const key = imageKey({ finalKey: planned.key, labels: specImage.labels, builder });
+              const found = await reuse.images.lookup(key, signal);
+              if (found) {
+                begin();
+                records[g.name]!.reused = true;
+                records[g.name]!.cacheHits = planned.steps;
+                progress.phase(g.name, `unchanged since a cached build: reusing ${found.digest.slice(0, 19)}`);
+              }
+              return { key, found };
+            })
+          : undefined;
+        const image = known?.found ?? await buildLimit(async () => {
+          begin();
+          const key = known?.key;
           const image = await buildDockerfile({
             dockerfilePath: displayPath(cwd, specImage.dockerfile),
             context: await contextFor(specImage.context, specImage.dockerfile),
