@@ -124,7 +124,7 @@ export async function collectLintDiagnostics(options: {
   env: Record<string, string | undefined>;
   cwd: string;
 }): Promise<Diagnostic[]> {
-  const project = await loadProject(options);
+  const project = await loadProject({ ...options, keepRaw: true });
   const diagnostics = [...project.diagnostics];
   const { spec } = project;
   if (!spec) return diagnostics;

@@ -25,6 +25,11 @@ export interface LoadProjectOptions {
   vars: Record<string, string>;
   env: Record<string, string | undefined>;
   cwd: string;
+  /**
+   * Keep each Dockerfile's line-level parse (`ParsedDockerfile.raw`) for the build checks. Off by
+   * default: hundreds of kept parses only make every garbage collection copy more.
+   */
+  keepRaw?: boolean;
 }
 
 /** Dockerfiles larger than this are refused rather than parsed (a Dockerfile is text, not data). */
@@ -97,7 +102,7 @@ export async function loadProject(options: LoadProjectOptions): Promise<Project>
     } else {
       diagnostics.push(...parsed.result.diagnostics.map((d) => (d.file === parsed!.file ? { ...d, file: shown } : d)));
     }
-    dockerfiles.set(path, { text, raw: parsed.raw, ...(parsed.result.dockerfile ? { dockerfile: parsed.result.dockerfile } : {}) });
+    dockerfiles.set(path, { text, ...(options.keepRaw ? { raw: parsed.raw } : {}), ...(parsed.result.dockerfile ? { dockerfile: parsed.result.dockerfile } : {}) });
   }
   return { spec, dockerfiles, diagnostics };
 }
