@@ -231,7 +231,7 @@ export class WalkSnapshotter implements Snapshotter {
     const ignore = ignoreSet([...rf.ignore], options.ignore);
     const scanOptions: IndexScanOptions = { noDescend: ignore, scratchFile: `${rf.workDir}/index.tmp` };
     if (options.signal) scanOptions.signal = options.signal;
-    // Ignored paths are never descended, so nothing in `now` lies inside one.
+    // The scan may list what lies inside ignored paths (find does); that is dropped below.
     const now = await scanPacked(rf.path, rf.scanner, scanOptions);
     const old = rf.index;
     const diff = diffPacked(old, now);
@@ -245,7 +245,9 @@ export class WalkSnapshotter implements Snapshotter {
       const isDir = rec.charCodeAt(0) === 100; /* d */
       if (isDir) births.set(rel, now.dirBirths.get(rel) ?? dirBirth(rf.path, rel));
       else births.delete(rel);
-      if (ignore.has(rel)) {
+      const ig = underIgnored(rel, ignore);
+      if (ig === 'inside') continue;
+      if (ig === 'self') {
         // An ignored directory's only changes come from its (ignored) contents or from being a mount point.
         if (isDir) continue;
         if (o === undefined) {
