@@ -5,6 +5,7 @@
  * (FROM busybox, RUN, COPY, RUN). Uses the bench harness's scripts and a private build of src/.
  *
  * Usage: node --import tsx bench/micro/heavy-pair.ts [--files 20000] [--bytes 200000000] [--reps 3] [--snapshotter auto|walk|overlay] [--profile DIR]
+ *        [--node-flags '--max-semi-space-size=2 --liftoff-only']   (V8 flags for the stowage runs: memory experiments)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -58,6 +59,7 @@ async function main(): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: work };
   // --profile DIR: V8 CPU profiles of the stowage runs (open in Chrome devtools).
   const profile = arg('profile', '') === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(arg('profile', ''))}`];
+  profile.push(...arg('node-flags', '').split(' ').filter((f) => f !== ''));
   process.env.TMPDIR = work;
   const registry = await startRegistry();
   try {
@@ -83,7 +85,7 @@ async function main(): Promise<void> {
         rmSync(`${work}/cache-${i}`, { recursive: true, force: true });
       }
     };
-    console.log(`# heavy pair ${FILES} files / ${BYTES / 1e6} MB, snapshotter ${SNAPSHOTTER}, ${new Date().toISOString()}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(`# heavy pair ${FILES} files / ${BYTES / 1e6} MB, snapshotter ${SNAPSHOTTER}${profile.length > 0 ? `, node ${profile.join(' ')}` : ''}, ${new Date().toISOString()}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     const st: ReturnType<typeof timed>[] = [];
     const bw: number[] = [];
 

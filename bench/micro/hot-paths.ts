@@ -3,9 +3,12 @@
  * run, on tmpfs (/dev/shm) because disk timings on shared machines swing 2–3×:
  *
  *   walk snapshot of a 100k-file tree with one file touched   vs  find <root> -printf '%s %T@\n'
+ *     … and its split: find with the index's format alone, the packed scan (find + reading its
+ *     listing), the byte-run diff of two listings
  *   walk prepare (private copy) / release                      vs  cp -a / rm -rf of the same tree
  *   overlay prepare / snapshot / release
  *   layer write of 200 MB random content                       vs  single-stream gzip (zlib, same level)
+ *     (with this process's peak RSS growth while writing: the layer writer's memory)
  *
  * Usage: node --import tsx bench/micro/hot-paths.ts [--files N] [--mb M] [--reps R] [--only walk,overlay,gzip]
  * Prints medians with the load average next to each, and ratios against the yardstick.
@@ -22,6 +25,7 @@ import { Writable } from 'node:stream';
 import type { ChangeEntry } from '../../src/engine/layer/changeset.js';
 import { writeLayer } from '../../src/engine/layer/writer.js';
 import { OverlaySnapshotter, WalkSnapshotter, probeOverlay, type Snapshotter } from '../../src/engine/snapshot/index.js';
+import { diffPacked, scanPacked } from '../../src/engine/snapshot/stat-index.js';
 import type { Digest } from '../../src/image/digest.js';
 import type { BlobInfo, BlobStore } from '../../src/store/types.js';
 import { renameSync, statSync } from 'node:fs';
@@ -146,6 +150,28 @@ async function benchSnapshotter(s: Snapshotter, tree: string, yard: { name: stri
   report(`${s.kind} release`, rel);
 }
 
+/** Where a walk snapshot's time goes: find itself, reading its listing, diffing two listings. */
+async function benchWalkSplit(tree: string, work: string, yard: { name: string; wall: number }): Promise<void> {
+  const finds: Sample[] = [];
+  const scans: Sample[] = [];
+  const diffs: Sample[] = [];
+  const scratch = `${work}/index.tmp`;
+  for (let i = 0; i < REPS; i++) {
+    finds.push(timeChild('sh', ['-c', `find "$1" -mindepth 1 -printf '%y %m %U %G %s %T@ %C@ %i %P\\0' > "$2"`, 'sh', tree, scratch]));
+    const old = await scanPacked(tree, 'find', { scratchFile: scratch });
+    const target = `${tree}/d7/e3/f7345`;
+    writeFileSync(target, `file 7345\n`);
+    let now = old;
+    scans.push(await timeAsync(async () => void (now = await scanPacked(tree, 'find', { scratchFile: scratch }))));
+    let changed = 0;
+    diffs.push(timeSync(() => void (changed = diffPacked(old, now).changed.length)));
+    if (changed !== 1) throw new Error(`the packed diff found ${changed} changes, not 1`);
+  }
+  report("  find with the index's format (CPU: find's)", finds, yard);
+  report('  packed scan: find + read listing (CPU: node)', scans, yard);
+  report('  diff of two listings', diffs);
+}
+
 async function main(): Promise<void> {
   mkdirSync(ROOT, { recursive: true });
   console.log(`# stowage micro-benchmark ${new Date().toISOString()}  cores ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}  load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
@@ -169,6 +195,7 @@ async function main(): Promise<void> {
         report('cp -a (yardstick for walk prepare)', cps);
         report('rm -rf (yardstick for walk release)', rms);
         await benchSnapshotter(new WalkSnapshotter({ workRoot: work }), tree, yard);
+        await benchWalkSplit(tree, work, yard);
       }
       if (ONLY.has('overlay')) {
         const why = probeOverlay({ probeDir: work });
@@ -205,12 +232,19 @@ async function main(): Promise<void> {
       report(`gzip(1) -6 (${MB} MB)`, gzipCli);
       for (const level of [6, 1]) {
         const writes: Sample[] = [];
+        const peakGrowth: number[] = [];
         for (let i = 0; i < REPS; i++) {
           const out = mkdtempSync(`${work}/store-`);
+          const before = process.memoryUsage().rss;
+          let peak = before;
+          const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
           writes.push(await timeAsync(async () => void (await writeLayer({ entries, deletions: [], opaqueDirs: [] }, new DirStore(out), { gzipLevel: level }))));
+          clearInterval(sampler);
+          peakGrowth.push((Math.max(peak, process.memoryUsage().rss) - before) / 1048576);
           rmSync(out, { recursive: true, force: true });
         }
         report(`writeLayer level ${level} (${count} files, ${MB} MB)`, writes, { name: 'zlib -6 single', wall: single });
+        console.log(`  peak RSS growth while writing: ${peakGrowth.map((m) => m.toFixed(0)).join(', ')} MB (process RSS now ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB)`);
       }
       rmSync(dir, { recursive: true, force: true });
       rmSync(catFile, { force: true });
