@@ -342,7 +342,12 @@ export async function runBuild(argv: string[]): Promise<number> {
         const known = reuse && !specImage.noCache
           ? await lookupLimit(async () => {
               signal.throwIfAborted();
-              const planned = await reuse.planner.finalKey(g.name);
+              // A key that cannot be worked out (a missing file, an unreachable base) is the build's
+              // to report, at its Dockerfile line: this just means "not known, build it".
+              const planned = await reuse.planner.finalKey(g.name).catch((e: unknown) => {
+                if (signal.aborted) throw e;
+                return undefined;
+              });
               if (!planned) return undefined;
               const key = imageKey({ finalKey: planned.key, labels: specImage.labels, builder });
               const found = await reuse.images.lookup(key, signal);
