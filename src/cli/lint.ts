@@ -7,7 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runBuildChecks } from '../dockerfile/checks.js';
 import type { Dockerfile } from '../dockerfile/types.js';
-import { compileGraph } from '../graph/compile.js';
+import { graphDiagnostics } from '../graph/compile.js';
 import { formatPlatform, hostPlatform } from '../image/platform.js';
 import type { SpecImage } from '../spec/types.js';
 import type { Diagnostic } from '../util/errors.js';
@@ -157,14 +157,14 @@ export async function collectLintDiagnostics(options: {
     findingsByContent.set(contentKey, { file: shown, diagnostics: found });
     diagnostics.push(...found);
   }
-  const { diagnostics: graphDiagnostics } = compileGraph({
+  const fromGraph = graphDiagnostics({
     spec,
     dockerfiles: project.dockerfiles,
     selection: [],
     hostPlatform: formatPlatform(hostPlatform()),
     displayPath: (p) => displayPath(options.cwd, p),
   });
-  diagnostics.push(...graphDiagnostics);
+  diagnostics.push(...fromGraph);
   return dedupeAndSort(diagnostics);
 }
 

@@ -184,6 +184,19 @@ function numberJson(n: number): string {
 }
 
 export function compileGraph(input: CompileInput): CompileResult {
+  return compile(input, { vertices: true });
+}
+
+/**
+ * The diagnostics {@link compileGraph} gives (Dockerfile analysis per image, image cycles, unknown
+ * selections), without building the vertices: lint needs only these, and hashing every stage's
+ * identity is most of the rest.
+ */
+export function graphDiagnostics(input: CompileInput): Diagnostic[] {
+  return compile(input, { vertices: false }).diagnostics;
+}
+
+function compile(input: CompileInput, what: { vertices: boolean }): CompileResult {
   const { spec } = input;
   const diagnostics: Diagnostic[] = [];
   const byName = new Map(spec.images.map((i) => [i.name, i]));
@@ -298,6 +311,9 @@ export function compileGraph(input: CompileInput): CompileResult {
       });
     }
   }
+
+  // Building vertices reports nothing more.
+  if (!what.vertices) return { graph: { version: GRAPH_VERSION, images: [], vertices: [] }, diagnostics };
 
   // 4. Vertices, dependency images first so their target ids are known.
   const vertices = new Map<string, StageVertex>();
