@@ -50,15 +50,20 @@ async function writeContexts(dir: string, count: number): Promise<void> {
   }
 }
 
-/** The push totals of `stowage build --metadata-file`, as one line; undefined when absent. */
+/**
+ * The push totals of `stowage build --metadata-file`, and how many images were reused unchanged
+ * (no stage ran), as one line; undefined when absent.
+ */
 async function readPushStats(path: string): Promise<string | undefined> {
   try {
-    const meta = JSON.parse(await readFile(path, 'utf8')) as { push?: Record<string, unknown> };
+    const meta = JSON.parse(await readFile(path, 'utf8')) as { push?: Record<string, unknown>; images?: Record<string, { reused?: boolean }> };
     const p = meta.push;
     if (!p || typeof p !== 'object' || Object.keys(p).length === 0) return undefined;
-    return Object.entries(p)
+    const images = Object.values(meta.images ?? {});
+    const reused = `${images.filter((i) => i.reused === true).length} of ${images.length} images reused unchanged`;
+    return `${Object.entries(p)
       .map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
-      .join(', ');
+      .join(', ')}; ${reused}`;
   } catch {
     return undefined;
   }
