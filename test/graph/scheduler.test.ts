@@ -80,3 +80,19 @@ test('cycles and unknown dependencies are rejected before anything runs', () => 
   assert.throws(() => checkGraph([{ id: 'a', deps: ['b'] }, { id: 'b', deps: ['a'] }]), /cycle: a -> b -> a/);
   assert.throws(() => checkGraph([{ id: 'a', deps: ['nope'] }]), /unknown job nope/);
 });
+
+test('many jobs listening on the run signal at once is no leak warning (a 50-image build used to print one)', async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.name);
+  process.on('warning', onWarning);
+  try {
+    const jobs: Job<number>[] = Array.from({ length: 50 }, (_, i) => ({ id: `j${i}`, deps: [], run: ({ signal }) => delay(5, signal).then(() => i) }));
+    const outcomes = await runGraph({ jobs, failure: 'fail-fast' });
+    assert.equal([...outcomes.values()].filter((o) => o.status === 'succeeded').length, 50);
+    // Warnings are emitted on the next tick.
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(warnings.filter((w) => w === 'MaxListenersExceededWarning'), []);
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
