@@ -520,6 +520,9 @@ function rangeOf(lines: string[], startLine: number, endLine: number): SourceRan
 
 /** Go strconv.Quote. */
 export function goQuote(s: string): string {
+  // Printable ASCII is written as is (only `"` and `\` escaped): the common case, without the
+  // per-character Unicode class test below.
+  if (PRINTABLE_ASCII.test(s)) return `"${s.replace(/["\\]/g, '\\$&')}"`;
   let out = '"';
   for (const ch of s) {
     const cp = ch.codePointAt(0) as number;
@@ -560,6 +563,8 @@ export function goQuote(s: string): string {
   }
   return out + '"';
 }
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 /** Parse the whole text into raw nodes. Never throws. */
 export function parseRaw(text: string): RawParseResult {

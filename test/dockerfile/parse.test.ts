@@ -287,3 +287,15 @@ describe('ADD --checksum', () => {
     assert.match(errorOf('FROM scratch\nADD --checksum=sha256:abc https://a/1 https://a/2 /x/').message, /multiple sources/);
   });
 });
+
+it('goQuote writes every ASCII character as Go strconv.Quote does', async () => {
+  const { goQuote } = await import('../../src/dockerfile/ast.js');
+  const named: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r', 34: '\\"', 92: '\\\\' };
+  for (let c = 0; c < 0x80; c++) {
+    const ch = String.fromCharCode(c);
+    const want = named[c] ?? (c < 0x20 || c === 0x7f ? `\\x${c.toString(16).padStart(2, '0')}` : ch);
+    assert.equal(goQuote(`a${ch}b`), `"a${want}b"`, `character ${c}`);
+  }
+  assert.equal(goQuote('--service svc-1'), '"--service svc-1"');
+  assert.equal(goQuote('é\u00a0\ud83d\ude00'), '"é\\u00a0😀"');
+});
