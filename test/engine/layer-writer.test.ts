@@ -8,6 +8,7 @@ import { constants as zlibConstants, gzipSync, gunzipSync } from 'node:zlib';
 import { compareLayerPaths, planLayer, type ChangeEntry, type ChangeSet } from '../../src/engine/layer/changeset.js';
 import { parallelGzip } from '../../src/engine/layer/gzip.js';
 import { readTar } from '../../src/engine/layer/tar-reader.js';
+import { encodeHeader } from '../../src/engine/layer/tar-format.js';
 import { writeLayer } from '../../src/engine/layer/writer.js';
 import { sha256Digest } from '../../src/image/digest.js';
 import { DirBlobStore, gnuTarList, tempDir } from './layer-helpers.js';
@@ -73,6 +74,28 @@ describe('compareLayerPaths', () => {
     };
     const list = [...paths];
     assert.deepEqual([...list].sort(compareLayerPaths), [...list].sort(byBytes));
+  });
+});
+
+describe('encodeHeader', () => {
+  it('writes the same bytes as ever (layer digests must not drift between versions)', () => {
+    const base = { typeflag: '0', mode: 0o644, uid: 0, gid: 0, size: 0, mtimeNs: 0n, linkname: '', devMajor: 0, devMinor: 0, xattrs: {} as Record<string, Buffer> };
+    const headers = [
+      { ...base, name: 'a' },
+      { ...base, name: 'dir/', typeflag: '5', mode: 0o1777, uid: 1000, gid: 1000, mtimeNs: 1_700_000_000_123_456_789n },
+      { ...base, name: 'é'.repeat(60) + '/file', size: 12345, mtimeNs: -1_500_000_000n },
+      { ...base, name: 'l', typeflag: '2', linkname: '中'.repeat(40), uid: 0o7777777 + 1, gid: 4_000_000_000 },
+      { ...base, name: 'big', size: 0o77777777777 + 1, mtimeNs: 10n ** 21n },
+      { ...base, name: 'x/cap', xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2, 0, 0x20, 0, 0]), 'user.a': Buffer.alloc(600, 0x61) }, mtimeNs: 1_600_000_000_000_000_000n },
+      { ...base, name: 'dev/null', typeflag: '3', devMajor: 1, devMinor: 3, mode: 0o666 },
+    ];
+    // Digest of these headers as the first implementation encoded them (string-built fields, concat).
+    const golden = '32ed3ef1d1850e673aeb782b86be42824c8dc7fa704d790c1b4c0f184b217d8b';
+    const scratch = Buffer.alloc(4096);
+    const fresh = Buffer.concat(headers.map((h) => encodeHeader(h)));
+    const viaScratch = Buffer.concat(headers.map((h) => Buffer.from(encodeHeader(h, scratch))));
+    assert.equal(sha256Digest(fresh), `sha256:${golden}`);
+    assert.equal(sha256Digest(viaScratch), `sha256:${golden}`);
   });
 });
 

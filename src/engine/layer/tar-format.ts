@@ -26,23 +26,36 @@ export interface TarHeader {
 const MAX_OCTAL_7 = 0o7777777;
 const MAX_OCTAL_11 = 0o77777777777;
 
-function writeString(buf: Buffer, s: Buffer, off: number, len: number): void {
-  s.copy(buf, off, 0, Math.min(len, s.length));
-}
-
+/** `len - 1` octal digits, zero padded, then NUL (what GNU tar and Go write); no string per field. */
 function writeOctal(buf: Buffer, value: number, off: number, len: number): void {
-  // len-1 digits then NUL, zero padded (what GNU tar and Go write).
-  const s = value.toString(8).padStart(len - 1, '0');
-  buf.write(s, off, len - 1, 'ascii');
+  let v = value;
+  for (let i = off + len - 2; i >= off; i--) {
+    buf[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
+  if (v !== 0) {
+    // More digits than the field holds (callers clamp, so only odd device numbers): the leading ones, as before.
+    buf.write(value.toString(8), off, len - 1, 'ascii');
+  }
   buf[off + len - 1] = 0;
 }
 
-function paxRecord(key: string, value: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), value, Buffer.from('\n')]);
+/** A field's text: written straight from the string when it fits whole, else its first `len` UTF-8 bytes. */
+function writeText(buf: Buffer, s: string, bytes: Buffer | undefined, off: number, len: number): void {
+  if (bytes === undefined) buf.write(s, off, len, 'utf8');
+  else bytes.copy(buf, off, 0, Math.min(len, bytes.length));
+}
+
+const USTAR_MAGIC = Buffer.from('ustar\u000000', 'binary');
+
+function paxRecord(key: string, value: Buffer | string): Buffer {
+  const valueLen = typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+  const bodyLen = Buffer.byteLength(key) + valueLen + 3; // ' ' key '=' value '\n'
   // The length prefix counts itself.
-  let len = body.length + 1;
-  while (String(len).length + body.length !== len) len = String(len).length + body.length;
-  return Buffer.concat([Buffer.from(String(len), 'ascii'), body]);
+  let len = bodyLen + 1;
+  while (String(len).length + bodyLen !== len) len = String(len).length + bodyLen;
+  if (typeof value === 'string') return Buffer.from(`${len} ${key}=${value}\n`, 'utf8');
+  return Buffer.concat([Buffer.from(`${len} ${key}=`, 'utf8'), value, Buffer.from('\n')]);
 }
 
 export function formatPaxMtime(ns: bigint): string {
@@ -55,95 +68,113 @@ export function formatPaxMtime(ns: bigint): string {
   return neg ? '-' + s : s;
 }
 
-function ustarBlock(h: {
-  name: Buffer;
-  prefix?: Buffer;
+interface UstarFields {
+  name: string;
+  /** The name's UTF-8 bytes when longer than the field (its first 100 bytes go in). */
+  nameBytes?: Buffer;
   typeflag: string;
   mode: number;
   uid: number;
   gid: number;
   size: number;
   mtime: number;
-  linkname: Buffer;
+  linkname: string;
+  linknameBytes?: Buffer;
   devMajor: number;
   devMinor: number;
-}, into?: Buffer): Buffer {
-  const b = into === undefined ? Buffer.alloc(BLOCK) : into.fill(0, 0, BLOCK).subarray(0, BLOCK);
-  writeString(b, h.name, 0, 100);
+}
+
+/** One ustar header block written into `b` (at least BLOCK bytes, overwritten). */
+function ustarBlock(h: UstarFields, b: Buffer): void {
+  b.fill(0, 0, BLOCK);
+  writeText(b, h.name, h.nameBytes, 0, 100);
   writeOctal(b, h.mode & 0o7777, 100, 8);
   writeOctal(b, h.uid, 108, 8);
   writeOctal(b, h.gid, 116, 8);
   writeOctal(b, h.size, 124, 12);
   writeOctal(b, h.mtime, 136, 12);
   b.fill(0x20, 148, 156); // checksum placeholder: spaces
-  b.write(h.typeflag, 156, 1, 'ascii');
-  writeString(b, h.linkname, 157, 100);
-  b.write('ustar\u000000', 257, 8, 'binary');
+  b[156] = h.typeflag.charCodeAt(0);
+  writeText(b, h.linkname, h.linknameBytes, 157, 100);
+  USTAR_MAGIC.copy(b, 257);
   // uname (265..297) and gname (297..329) stay empty for reproducibility.
   writeOctal(b, h.devMajor, 329, 8);
   writeOctal(b, h.devMinor, 337, 8);
-  if (h.prefix) writeString(b, h.prefix, 345, 155);
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += b[i]!;
-  b.write(sum.toString(8).padStart(6, '0') + '\u0000 ', 148, 8, 'binary');
-  return b;
+  // Six octal digits, NUL, space.
+  for (let i = 153; i >= 148; i--) {
+    b[i] = 0x30 + (sum % 8);
+    sum = Math.floor(sum / 8);
+  }
+  b[154] = 0;
+  b[155] = 0x20;
 }
+
+const NS_PER_S = 1_000_000_000n;
+const MAX_OCTAL_11_N = BigInt(MAX_OCTAL_11);
 
 /**
  * The header block(s) for one entry: an optional PAX extended header, then the ustar header. With
- * `scratch` (at least one block), an entry that needs no PAX header is encoded into it and the
- * returned view is only valid until the next call — the layer writer copies it out at once, which
- * spares one short-lived buffer per entry.
+ * `scratch` large enough, the blocks are encoded into it and the returned view is only valid until
+ * the next call — the layer writer copies it out at once, which spares short-lived buffers per entry.
  */
 export function encodeHeader(h: TarHeader, scratch?: Buffer): Buffer {
-  const records: Array<[string, Buffer]> = [];
-  const name = Buffer.from(h.name, 'utf8');
-  const link = Buffer.from(h.linkname, 'utf8');
-  if (name.length > 100) records.push(['path', name]);
-  if (link.length > 100) records.push(['linkpath', link]);
-  if (h.uid > MAX_OCTAL_7) records.push(['uid', Buffer.from(String(h.uid))]);
-  if (h.gid > MAX_OCTAL_7) records.push(['gid', Buffer.from(String(h.gid))]);
-  if (h.size > MAX_OCTAL_11) records.push(['size', Buffer.from(String(h.size))]);
-  const sec = h.mtimeNs >= 0n ? h.mtimeNs / 1_000_000_000n : 0n;
-  if (h.mtimeNs < 0n || h.mtimeNs % 1_000_000_000n !== 0n || sec > BigInt(MAX_OCTAL_11)) {
-    records.push(['mtime', Buffer.from(formatPaxMtime(h.mtimeNs))]);
+  const records: Array<[string, Buffer | string]> = [];
+  const nameLen = Buffer.byteLength(h.name);
+  const linkLen = h.linkname === '' ? 0 : Buffer.byteLength(h.linkname);
+  const nameBytes = nameLen > 100 ? Buffer.from(h.name, 'utf8') : undefined;
+  const linknameBytes = linkLen > 100 ? Buffer.from(h.linkname, 'utf8') : undefined;
+  if (nameBytes) records.push(['path', nameBytes]);
+  if (linknameBytes) records.push(['linkpath', linknameBytes]);
+  if (h.uid > MAX_OCTAL_7) records.push(['uid', String(h.uid)]);
+  if (h.gid > MAX_OCTAL_7) records.push(['gid', String(h.gid)]);
+  if (h.size > MAX_OCTAL_11) records.push(['size', String(h.size)]);
+  const sec = h.mtimeNs >= 0n ? h.mtimeNs / NS_PER_S : 0n;
+  if (h.mtimeNs < 0n || h.mtimeNs % NS_PER_S !== 0n || sec > MAX_OCTAL_11_N) {
+    records.push(['mtime', formatPaxMtime(h.mtimeNs)]);
   }
-  for (const k of Object.keys(h.xattrs).sort()) records.push([`SCHILY.xattr.${k}`, h.xattrs[k]!]);
-  records.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const xattrNames = Object.keys(h.xattrs);
+  if (xattrNames.length > 0) for (const k of xattrNames.sort()) records.push([`SCHILY.xattr.${k}`, h.xattrs[k]!]);
+  if (records.length > 1) records.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 
-  const main = ustarBlock({
-    name: name.length > 100 ? name.subarray(0, 100) : name,
+  const main: UstarFields = {
+    name: h.name,
     typeflag: h.typeflag,
     mode: h.mode,
     uid: Math.min(h.uid, MAX_OCTAL_7),
     gid: Math.min(h.gid, MAX_OCTAL_7),
     size: Math.min(h.size, MAX_OCTAL_11),
-    mtime: Number(sec > BigInt(MAX_OCTAL_11) ? BigInt(MAX_OCTAL_11) : sec),
-    linkname: link.length > 100 ? link.subarray(0, 100) : link,
+    mtime: Number(sec > MAX_OCTAL_11_N ? MAX_OCTAL_11_N : sec),
+    linkname: h.linkname,
     devMajor: h.devMajor,
     devMinor: h.devMinor,
-  }, records.length === 0 ? scratch : undefined);
-  if (records.length === 0) return main;
-  const body = Buffer.concat(records.map(([k, v]) => paxRecord(k, v)));
-  const base = h.name.replace(/\/$/, '');
+  };
+  if (nameBytes) main.nameBytes = nameBytes;
+  if (linknameBytes) main.linknameBytes = linknameBytes;
+  if (records.length === 0) {
+    const out = scratch !== undefined && scratch.length >= BLOCK ? scratch.subarray(0, BLOCK) : Buffer.allocUnsafe(BLOCK);
+    ustarBlock(main, out);
+    return out;
+  }
+  const parts = records.map(([k, v]) => paxRecord(k, v));
+  let bodyLen = 0;
+  for (const p of parts) bodyLen += p.length;
+  const bodyEnd = BLOCK + bodyLen;
+  const total = bodyEnd + padding(bodyLen) + BLOCK;
+  const out = scratch !== undefined && scratch.length >= total ? scratch.subarray(0, total) : Buffer.allocUnsafe(total);
+  const base = h.name.endsWith('/') ? h.name.slice(0, -1) : h.name;
   const slash = base.lastIndexOf('/');
-  const paxName = Buffer.from(
-    (slash < 0 ? 'PaxHeaders.0/' + base : `${base.slice(0, slash)}/PaxHeaders.0/${base.slice(slash + 1)}`),
-    'utf8',
-  );
-  const pax = ustarBlock({
-    name: paxName.subarray(0, 100),
-    typeflag: 'x',
-    mode: 0o644,
-    uid: 0,
-    gid: 0,
-    size: body.length,
-    mtime: 0,
-    linkname: Buffer.alloc(0),
-    devMajor: 0,
-    devMinor: 0,
-  });
-  return Buffer.concat([pax, body, Buffer.alloc(padding(body.length)), main]);
+  const paxName = slash < 0 ? 'PaxHeaders.0/' + base : `${base.slice(0, slash)}/PaxHeaders.0/${base.slice(slash + 1)}`;
+  const paxNameLen = Buffer.byteLength(paxName);
+  const pax: UstarFields = { name: paxName, typeflag: 'x', mode: 0o644, uid: 0, gid: 0, size: bodyLen, mtime: 0, linkname: '', devMajor: 0, devMinor: 0 };
+  if (paxNameLen > 100) pax.nameBytes = Buffer.from(paxName, 'utf8');
+  ustarBlock(pax, out);
+  let off = BLOCK;
+  for (const p of parts) off += p.copy(out, off);
+  out.fill(0, bodyEnd, total - BLOCK);
+  ustarBlock(main, out.subarray(total - BLOCK));
+  return out;
 }
 
 export function padding(size: number): number {

@@ -167,7 +167,8 @@ export async function* tarBlocks(items: readonly LayerItem[], options: TarBlockO
   let block = pool.take();
   let used = 0;
   const probe = Buffer.alloc(1);
-  const scratch = Buffer.alloc(BLOCK);
+  // Room for an entry's PAX header too (an mtime with nanoseconds needs one: most entries).
+  const scratch = Buffer.alloc(8 * BLOCK);
   for (const item of items) {
     options.signal?.throwIfAborted();
     const h = headerFor(item, options.clampMtime);
