@@ -5,7 +5,7 @@ import { createReadStream, mkdirSync, readFileSync, symlinkSync, writeFileSync }
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { constants as zlibConstants, gzipSync, gunzipSync } from 'node:zlib';
-import { compareLayerPaths, planLayer, type ChangeEntry, type ChangeSet } from '../../src/engine/layer/changeset.js';
+import { compareLayerPaths, normalizeLayerPath, planLayer, type ChangeEntry, type ChangeSet } from '../../src/engine/layer/changeset.js';
 import { parallelGzip } from '../../src/engine/layer/gzip.js';
 import { readTar } from '../../src/engine/layer/tar-reader.js';
 import { encodeHeader } from '../../src/engine/layer/tar-format.js';
@@ -48,6 +48,14 @@ describe('planLayer', () => {
     assert.equal(first?.type, 'file');
     assert.equal(second?.type, 'hardlink');
     assert.equal(second?.linkTarget, 'y');
+  });
+});
+
+describe('normalizeLayerPath', () => {
+  it('keeps normal paths as they are and normalises or refuses the rest', () => {
+    for (const p of ['a', 'a/b/c', '.a', '...', 'a/.b/..c', 'é/中']) assert.equal(normalizeLayerPath(p), p);
+    const cases: Array<[string, string | undefined]> = [['/a', 'a'], ['a/', 'a'], ['a//b', 'a/b'], ['a/./b', 'a/b'], ['./a', 'a'], ['.//', undefined], ['', undefined], ['/', undefined], ['.', undefined], ['..', undefined], ['a/..', undefined], ['../a', undefined], ['a/../b', undefined]];
+    for (const [raw, want] of cases) assert.equal(normalizeLayerPath(raw), want, JSON.stringify(raw));
   });
 });
 

@@ -71,11 +71,25 @@ export function ancestorsOf(p: string): string[] {
   return out;
 }
 
+/** Whether `p` is already in change-set form: non-empty components, none `.` or `..`. */
+function isNormalLayerPath(p: string): boolean {
+  let start = 0;
+  for (;;) {
+    const end = p.indexOf('/', start);
+    const len = (end < 0 ? p.length : end) - start;
+    if (len === 0) return false;
+    if (p.charCodeAt(start) === 0x2e /* . */ && (len === 1 || (len === 2 && p.charCodeAt(start + 1) === 0x2e))) return false;
+    if (end < 0) return true;
+    start = end + 1;
+  }
+}
+
 /**
  * Normalises a user- or tool-supplied path to the change-set form, or returns undefined when it
  * would leave the root (`..`) or names the root itself.
  */
 export function normalizeLayerPath(raw: string): string | undefined {
+  if (isNormalLayerPath(raw)) return raw; // snapshotters' paths already are: no array per path
   const parts: string[] = [];
   for (const part of raw.split('/')) {
     if (part === '' || part === '.') continue;
