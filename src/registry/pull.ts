@@ -238,13 +238,11 @@ async function fetchBlobAt(client: RegistryClient, e: Endpoint, desc: Descriptor
         throw new RangeIgnored();
       }
       try {
-        for await (const chunk of res.body) {
-          const b = chunk as Buffer;
+        await copyBody(res.body, out, (b) => {
           received += b.length;
           if (received > desc.size) throw sizeMismatch(ctx, desc.size, received);
           hash.update(b);
-          if (!out.write(b)) await once(out, 'drain', signal ? { signal } : {});
-        }
+        });
         break;
       } catch (err) {
         res.body.destroy();
@@ -270,6 +268,43 @@ async function fetchBlobAt(client: RegistryClient, e: Endpoint, desc: Descriptor
   } finally {
     if (!adopted) await discard(out, fh, tmp);
   }
+}
+
+/**
+ * Moves a response body into `out` chunk by chunk as the socket delivers them ('data' events: no
+ * re-concatenation of buffered chunks, no promise per chunk), pausing the body while `out` is
+ * full. `inspect` sees every chunk first and may throw to stop.
+ */
+function copyBody(body: Readable, out: WriteStream, inspect: (chunk: Buffer) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = () => {
+      body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+      out.off('error', onError).off('drain', onDrain);
+    };
+    const fail = (err: unknown) => {
+      cleanup();
+      reject(err);
+    };
+    const onData = (chunk: Buffer) => {
+      try {
+        inspect(chunk);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      if (!out.write(chunk)) body.pause();
+    };
+    const onDrain = () => body.resume();
+    const onEnd = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error) => fail(err);
+    // A body destroyed without an error (aborted) never ends: treat as a cut connection.
+    const onClose = () => fail(Object.assign(new Error('the response body was closed before its end (terminated)'), { code: 'UND_ERR_SOCKET' }));
+    body.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
+    out.on('drain', onDrain).once('error', onError);
+  });
 }
 
 /** Closes and removes a temp file that will not become a blob (idempotent). */
@@ -368,22 +403,28 @@ export async function pullImage(ref: Reference, options: PullOptions): Promise<P
     descriptorMediaType: manifest.mediaType,
   });
 
-  // Bounded parallel downloads; the first failure aborts the rest.
+  // Bounded parallel downloads; the first failure aborts the rest, and the pull fails only after
+  // every download has stopped and removed its temp file (a caller that exits at once must not
+  // leave a half-written blob behind).
   const inner = new AbortController();
   const onAbort = () => inner.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     let next = 0;
+    let failure: { error: unknown } | undefined;
     const worker = async () => {
-      while (next < parsed.layers.length) {
+      while (next < parsed.layers.length && failure === undefined) {
         const layer = parsed.layers[next++]!;
-        await fetchBlob(client, ref, layer, store, { signal: inner.signal });
+        try {
+          await fetchBlob(client, ref, layer, store, { signal: inner.signal });
+        } catch (error) {
+          failure ??= { error };
+          inner.abort();
+        }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(limit, parsed.layers.length) }, worker)).catch((e) => {
-      inner.abort();
-      throw e;
-    });
+    await Promise.all(Array.from({ length: Math.min(limit, parsed.layers.length) }, worker));
+    if (failure !== undefined) throw failure.error;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
