@@ -174,9 +174,19 @@ export async function runCopy(argv: string[], io: CopyIo = { stdout: process.std
     if (srcRef && dstOci) {
       // Registry → layout: each blob is streamed once, verified, straight into the layout (the
       // cache copy would never be read again); one file-system sync before the index names them.
-      const store = await oci.openLayoutBlobStore(dstOci.dir, { signal });
-      image = (await pullImage(srcRef, { client, store, platform, signal, cacheManifests: false })).image;
-      await store.syncAll(signal);
+      // A layout this copy creates and then fails to fill is removed again: a failed pull must not
+      // leave an empty layout behind that looks like an output (an existing layout keeps its
+      // images; verified blobs a failed copy added to it are only unreferenced).
+      const { existsSync } = await import('node:fs');
+      const createdLayout = !existsSync(dstOci.dir);
+      try {
+        const store = await oci.openLayoutBlobStore(dstOci.dir, { signal });
+        image = (await pullImage(srcRef, { client, store, platform, signal, cacheManifests: false })).image;
+        await store.syncAll(signal);
+      } catch (e) {
+        if (createdLayout) await (await import('node:fs/promises')).rm(dstOci.dir, { recursive: true, force: true });
+        throw e;
+      }
     } else if (srcRef) {
       const store = await FsBlobStore.open(resolveCacheDir({ flag: options.cacheDir, env: io.env }));
       image = (await pullImage(srcRef, { client, store, platform, signal })).image;

@@ -1,7 +1,7 @@
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -69,6 +69,8 @@ describe('pull straight into an OCI layout', () => {
     const image = makeImage([good, bad]);
     await push(image, 'layout/corrupt');
     const layout = join(dir, 'corrupt');
+    // An existing (empty) directory: the failed copy keeps it; see the next test for a new path.
+    await mkdir(layout);
     proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${bad.descriptor.digest}`), times: Infinity, action: { kind: 'corrupt-response' } });
     await assert.rejects(copy(`${proxy.host}/layout/corrupt:t`, `oci:${layout}:t`), (e: unknown) => {
       assert.ok(e instanceof StowageError);
@@ -97,6 +99,18 @@ describe('pull straight into an OCI layout', () => {
     await assert.rejects(stat(join(dir, 'cache')), { code: 'ENOENT' });
     const inspected = JSON.parse((await run('skopeo', ['inspect', `oci:${layout}:t`])).stdout) as { Layers: string[] };
     assert.deepEqual(inspected.Layers, [good.descriptor.digest, bad.descriptor.digest]);
+  });
+
+  test('a failed copy into a path that did not exist leaves nothing there', async () => {
+    const bad = await randomLayer(20_000);
+    await push(makeImage([bad]), 'layout/fresh');
+    const layout = join(dir, 'fresh', 'nested');
+    proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${bad.descriptor.digest}`), times: Infinity, action: { kind: 'corrupt-response' } });
+    await assert.rejects(copy(`${proxy.host}/layout/fresh:t`, `oci:${layout}:t`), { code: 'registry/digest-mismatch' });
+    await assert.rejects(stat(layout), { code: 'ENOENT' });
+    // A source that does not exist at all: same.
+    await assert.rejects(copy(`${proxy.host}/layout/none:t`, `oci:${layout}:t`), { code: 'registry/not-found' });
+    await assert.rejects(stat(layout), { code: 'ENOENT' });
   });
 
   test('a download cut mid-body resumes into the same temp file and the layer lands byte-identical', async () => {
