@@ -6,7 +6,7 @@
  *
  *   --quick          1 run each and smaller sizes (a smoke check, under 3 minutes)
  *   --runs N         runs per tool (default 5, quick 1)
- *   --only a,b       only these workloads (ids: shared-base, snapshot, one-file, push-pull, lint-plan)
+ *   --only a,b       only these workloads (ids: shared-base, snapshot, small, one-file, push-pull, lint-plan)
  *   --stowage PATH   the stowage launcher to measure (default: ./bin/stowage, i.e. dist/)
  *   --build          first compile src/ into bench/work/dist and measure that (leaves dist/ alone)
  *   --no-write       print the table only
@@ -125,14 +125,15 @@ function makeWorkDir(): { dir: string; tmpfs: boolean } {
 }
 
 async function loadWorkloads(): Promise<Workload[]> {
-  const [{ sharedBase }, { snapshotPair }, { oneFileChange }, { pushPull }, { lintPlanWorkload }] = await Promise.all([
+  const [{ sharedBase }, { snapshotPair }, { smallCase }, { oneFileChange }, { pushPull }, { lintPlanWorkload }] = await Promise.all([
     import('./workloads/shared-base.js'),
     import('./workloads/snapshot.js'),
+    import('./workloads/small.js'),
     import('./workloads/one-file.js'),
     import('./workloads/push-pull.js'),
     import('./lint-plan.js'),
   ]);
-  return [sharedBase, snapshotPair, oneFileChange, pushPull, lintPlanWorkload];
+  return [sharedBase, snapshotPair, smallCase, oneFileChange, pushPull, lintPlanWorkload];
 }
 
 async function main(argv: string[]): Promise<number> {
