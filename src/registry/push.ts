@@ -38,6 +38,8 @@ export interface PushTarget {
   /** Tags to point at the root; with none, the root is pushed by digest only. */
   tags: readonly string[];
   root: PushRoot;
+  /** Told the size of every piece of blob body this push sends (for progress; shared uploads count once, for the push that sent them). */
+  onBytesSent?: (bytes: number) => void;
 }
 
 export interface PushResult {
@@ -110,6 +112,7 @@ function appendQuery(location: string, base: string, params: Record<string, stri
 interface UploadStart {
   session?: string;
   askFirst: boolean;
+  onBytesSent?: (bytes: number) => void;
 }
 
 /** Thrown inside the upload loop to restart the whole blob sequence (new session). */
@@ -188,10 +191,11 @@ export class Pusher {
     }
     if (stale.length === 0) return result;
 
-    await Promise.all([...layers.values()].map((b) => this.ensureLinked(registry, repository, b, signal)));
+    const progress = target.onBytesSent ? { onBytesSent: target.onBytesSent } : {};
+    await Promise.all([...layers.values()].map((b) => this.ensureLinked(registry, repository, b, signal, progress)));
     // A config is a few KB and belongs to this image, which no reference here names: asking whether
     // the registry has it anyway costs a round trip that sending it does not.
-    await Promise.all([...configs.values()].map((b) => this.ensureLinked(registry, repository, b, signal, { askFirst: false })));
+    await Promise.all([...configs.values()].map((b) => this.ensureLinked(registry, repository, b, signal, { askFirst: false, ...progress })));
     // Then child manifests by digest, then the root by tag.
     if (isMultiPlatform(root)) {
       await Promise.all(images.map((img) => this.putManifest(registry, repository, img.digest, img.manifest.mediaType, img.manifestBytes, img.digest, blobs, signal)));
@@ -242,8 +246,9 @@ export class Pusher {
    * Makes `blob` present in `repository`: already known → mount → upload (once per registry).
    * An upload first asks (HEAD) whether the registry has the blob, unless `askFirst` is false.
    */
-  ensureLinked(registry: string, repository: string, blob: Blob, signal?: AbortSignal, options: { askFirst?: boolean } = {}): Promise<void> {
+  ensureLinked(registry: string, repository: string, blob: Blob, signal?: AbortSignal, options: { askFirst?: boolean; onBytesSent?: (bytes: number) => void } = {}): Promise<void> {
     const askFirst = options.askFirst ?? true;
+    const progress = options.onBytesSent ? { onBytesSent: options.onBytesSent } : {};
     const state = this.state(registry);
     const digest = blob.descriptor.digest;
     return this.singleFlight(state, `link:${repository}:${digest}`, async () => {
@@ -268,12 +273,12 @@ export class Pusher {
           }
           if (outcome.kind === 'session') {
             // 202: the source did not have it; the registry opened an upload for us (never an error).
-            return this.uploadFlight(state, registry, repository, blob, { session: outcome.location, askFirst: false }, signal);
+            return this.uploadFlight(state, registry, repository, blob, { session: outcome.location, askFirst: false, ...progress }, signal);
           }
           state.mountBroken.add(from);
           continue;
         }
-        return this.uploadFlight(state, registry, repository, blob, { askFirst }, signal);
+        return this.uploadFlight(state, registry, repository, blob, { askFirst, ...progress }, signal);
       }
     });
   }
@@ -366,12 +371,13 @@ export class Pusher {
     return new URL(loc, res.url).toString();
   }
 
-  /** Opens the blob with a byte counter feeding the stats. */
-  private async countedStream(state: RegistryState, blob: Blob, signal?: AbortSignal): Promise<Readable> {
+  /** Opens the blob with a byte counter feeding the stats (and the push's progress). */
+  private async countedStream(state: RegistryState, blob: Blob, onBytesSent: ((bytes: number) => void) | undefined, signal?: AbortSignal): Promise<Readable> {
     const src = await blob.open(signal);
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         state.stats.bytesUploaded += chunk.length;
+        onBytesSent?.(chunk.length);
         cb(null, chunk);
       },
     });
@@ -398,8 +404,8 @@ export class Pusher {
         location ??= await this.openSession(state, registry, repository, signal);
         const chunked = state.forceChunked || blob.descriptor.size > this.monolithicMax;
         const res = chunked
-          ? await this.uploadChunked(state, registry, repository, blob, location, signal)
-          : await this.uploadMonolithic(state, registry, repository, blob, location, signal);
+          ? await this.uploadChunked(state, registry, repository, blob, location, start.onBytesSent, signal)
+          : await this.uploadMonolithic(state, registry, repository, blob, location, start.onBytesSent, signal);
         const got = header(res, 'docker-content-digest');
         if (got !== undefined && got.startsWith('sha256:') && got !== digest) {
           throw new StowageError('registry/digest-mismatch', `${registry}/${repository}: the registry stored blob ${digest} as ${got}`, {
@@ -453,7 +459,7 @@ export class Pusher {
     throw err;
   }
 
-  private async uploadMonolithic(state: RegistryState, registry: string, repository: string, blob: Blob, location: string, signal?: AbortSignal): Promise<RegistryResponse> {
+  private async uploadMonolithic(state: RegistryState, registry: string, repository: string, blob: Blob, location: string, onBytesSent: ((bytes: number) => void) | undefined, signal?: AbortSignal): Promise<RegistryResponse> {
     const digest = blob.descriptor.digest;
     const res = await this.client.request(
       {
@@ -464,7 +470,7 @@ export class Pusher {
         target: appendQuery(location, location, { digest }),
         scopes: scopesForPush(repository),
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.descriptor.size) },
-        body: () => this.countedStream(state, blob, signal),
+        body: () => this.countedStream(state, blob, onBytesSent, signal),
         retry: false,
         // A commit can take long on big blobs (REGISTRY.md §8.4).
         headersTimeoutMs: 15 * 60_000,
@@ -478,7 +484,7 @@ export class Pusher {
     return ok;
   }
 
-  private async uploadChunked(state: RegistryState, registry: string, repository: string, blob: Blob, location: string, signal?: AbortSignal): Promise<RegistryResponse> {
+  private async uploadChunked(state: RegistryState, registry: string, repository: string, blob: Blob, location: string, onBytesSent: ((bytes: number) => void) | undefined, signal?: AbortSignal): Promise<RegistryResponse> {
     const digest = blob.descriptor.digest;
     const size = blob.descriptor.size;
     const chunkSize = state.forceChunked ? Math.min(this.chunkBytes, 4 * 1024 * 1024) : this.chunkBytes;
@@ -513,6 +519,7 @@ export class Pusher {
         const ok = await this.commitOrRestart(state, res, 202);
         ok.body.resume();
         state.stats.bytesUploaded += chunk.length;
+        onBytesSent?.(chunk.length);
         offset += chunk.length;
         loc = new URL(header(ok, 'location') ?? loc, ok.url).toString();
       };

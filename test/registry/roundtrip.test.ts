@@ -123,9 +123,14 @@ describe('dedup across repositories (token auth)', () => {
     const client = clientFor(reg);
     try {
       const pusher = new Pusher({ client });
-      const results = await pusher.pushAll(images.map((image, i) => ({ registry: reg.host, repository: `dedup/r${i}`, tags: ['latest'], root: image })));
+      const sent = images.map(() => 0);
+      const results = await pusher.pushAll(images.map((image, i) => ({ registry: reg.host, repository: `dedup/r${i}`, tags: ['latest'], root: image, onBytesSent: (n: number) => void (sent[i]! += n) })));
       assert.deepEqual(results.map((r) => r.digest), images.map((i) => i.digest));
       const stats = pusher.stats()[reg.host]!;
+      // Each push is told what it sent: its own layer and config, plus the shared layer for exactly one of them.
+      const own = images.map((im) => im.layers[1]!.descriptor.size + im.configBytes.length);
+      assert.deepEqual(sent.map((n, i) => n - own[i]!).sort((a, b) => a - b), [0, 0, shared.descriptor.size]);
+      assert.equal(sent.reduce((a, b) => a + b, 0), stats.bytesUploaded);
       // shared once + 3 unique layers + 3 configs; the shared layer mounted into the 2 other repos.
       assert.equal(stats.blobsUploaded, 7);
       assert.equal(stats.blobsMounted, 2);
