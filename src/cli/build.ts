@@ -322,7 +322,7 @@ export async function runBuild(argv: string[]): Promise<number> {
       const targets = specImage.destinations.filter((d) => !(skipRegistry && d.kind === 'registry')).map(engineDestination);
       if (targets.length === 0) return;
       progress.phase(name, `writing ${targets.map((t) => t.text).join(', ')}`);
-      await writeDestinations(image, targets, { push: engine.push, signal });
+      await writeDestinations(image, targets, { push: engine.push, signal, onBytesSent: (n) => progress.bytesSent(name, n) });
       records[name]!.published = true;
     };
 
@@ -468,6 +468,8 @@ export async function runBuild(argv: string[]): Promise<number> {
       ...(rec.digest ? { digest: rec.digest } : {}),
       ...(rec.size !== undefined ? { size: rec.size } : {}),
       ...(rec.durationMs !== undefined ? { seconds: rec.durationMs / 1000 } : {}),
+      ...(rec.cacheHits !== undefined ? { cacheHits: rec.cacheHits } : {}),
+      ...(rec.reused ? { reused: true } : {}),
       ...(rec.error ? { error: rec.error } : rec.blockedBy ? { error: `not built: ${rec.blockedBy} failed` } : {}),
     };
   }

@@ -16,6 +16,10 @@ export interface SummaryRow {
   size?: number;
   seconds?: number;
   layers?: number;
+  /** Steps restored from the step cache. */
+  cacheHits?: number;
+  /** The image was unchanged since a cached build and reused whole. */
+  reused?: boolean;
   error?: string;
 }
 
@@ -25,6 +29,8 @@ export interface ProgressReporter {
   imageStart(image: string): void;
   event(image: string, event: BuildEvent): void;
   phase(image: string, text: string): void;
+  /** Blob bytes this image's push sent (called per piece; the live view shows the running total). */
+  bytesSent(image: string, bytes: number): void;
   imageDone(row: SummaryRow): void;
   /** Ends the live view; prints the summary table. */
   finish(rows: readonly SummaryRow[]): void;
@@ -56,17 +62,25 @@ export function formatBytes(n: number | undefined): string {
 }
 
 export function renderSummaryTable(rows: readonly SummaryRow[]): string {
-  const header = ['IMAGE', 'STATUS', 'DIGEST', 'SIZE', 'TIME'];
+  const header = ['IMAGE', 'STATUS', 'DIGEST', 'SIZE', 'TIME', 'CACHE'];
   const body = rows.map((r) => [
     r.image,
     r.status,
     r.digest ? r.digest.slice(0, 'sha256:'.length + 12) : '-',
     formatBytes(r.size),
     r.seconds === undefined ? '-' : `${r.seconds.toFixed(1)}s`,
+    cacheCell(r),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(header), ...body.map(line)].join('\n') + '\n';
+}
+
+/** `reused` (nothing ran), `N hit(s)` (steps restored from the step cache) or `-`. */
+function cacheCell(r: SummaryRow): string {
+  if (r.reused) return `reused${r.cacheHits ? ` (${r.cacheHits} steps)` : ''}`;
+  if (r.cacheHits) return `${r.cacheHits} hit${r.cacheHits === 1 ? '' : 's'}`;
+  return '-';
 }
 
 function oneLine(s: string, max = 80): string {
@@ -97,6 +111,8 @@ function jsonProgress({ out, now = Date.now }: ProgressOptions): ProgressReporte
       else emit({ ...e, image });
     },
     phase: (image, text) => emit({ type: 'phase', image, text }),
+    // Per-chunk events would drown the stream; the total is in the metadata file's push report.
+    bytesSent: () => {},
     imageDone: (row) => emit({ type: 'image-done', ...row }),
     finish: (rows) => emit({ type: 'summary', images: rows }),
   };
@@ -137,6 +153,7 @@ function plainProgress({ out }: ProgressOptions): ProgressReporter {
       }
     },
     phase: (image, text) => out.write(`[${image}] ${text}\n`),
+    bytesSent: () => {},
     imageDone: (row) =>
       out.write(`[${image(row)}] ${row.status}${row.digest ? ` ${row.digest}` : ''}${row.error ? `: ${row.error}` : ''}${row.seconds !== undefined ? ` (${row.seconds.toFixed(1)}s)` : ''}\n`),
     finish: (rows) => out.write(`\n${renderSummaryTable(rows)}`),
@@ -150,7 +167,7 @@ function image(row: SummaryRow): string {
 /** One line per image, redrawn in place at most 10 times a second. */
 function ttyProgress({ out, now = Date.now }: ProgressOptions): ProgressReporter {
   const order: string[] = [];
-  const state = new Map<string, { text: string; start: number; layers: number; done?: SummaryRow }>();
+  const state = new Map<string, { text: string; start: number; layers: number; sent: number; done?: SummaryRow }>();
   const logs: string[] = [];
   let drawn = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -161,7 +178,8 @@ function ttyProgress({ out, now = Date.now }: ProgressOptions): ProgressReporter
       const s = state.get(name)!;
       const secs = ((s.done?.seconds ?? (now() - s.start) / 1000)).toFixed(1);
       const mark = s.done ? (s.done.status === 'succeeded' ? '✔' : s.done.status === 'failed' ? '✘' : '-') : '•';
-      lines.push(`${mark} ${name}  ${secs}s  ${s.layers} layer(s)  ${s.done ? s.done.status : s.text}`.slice(0, columns() - 1));
+      const sent = s.sent > 0 ? `  ${formatBytes(s.sent)} sent` : '';
+      lines.push(`${mark} ${name}  ${secs}s  ${s.layers} layer(s)${sent}  ${s.done ? s.done.status : s.text}`.slice(0, columns() - 1));
     }
     let chunk = drawn > 0 ? `\x1b[${drawn}F\x1b[J` : '';
     for (const l of logs.splice(0)) chunk += `${l}\n`;
@@ -178,7 +196,7 @@ function ttyProgress({ out, now = Date.now }: ProgressOptions): ProgressReporter
   const ensure = (name: string) => {
     if (!state.has(name)) {
       order.push(name);
-      state.set(name, { text: 'waiting', start: now(), layers: 0 });
+      state.set(name, { text: 'waiting', start: now(), layers: 0, sent: 0 });
     }
     return state.get(name)!;
   };
@@ -206,6 +224,10 @@ function ttyProgress({ out, now = Date.now }: ProgressOptions): ProgressReporter
     },
     phase: (name, text) => {
       ensure(name).text = text;
+      schedule();
+    },
+    bytesSent: (name, bytes) => {
+      ensure(name).sent += bytes;
       schedule();
     },
     imageDone: (row) => {

@@ -307,9 +307,14 @@ export function parseDestination(text: string): Destination {
   return { kind: 'registry', ref: text, text };
 }
 
-export interface DestinationPorts {
+export interface PushProgress {
+  /** Told the size of each piece of blob body sent (blobs another push already sent are not counted again). */
+  onBytesSent?: (bytes: number) => void;
+}
+
+export interface DestinationPorts extends PushProgress {
   /** Pushes to registry refs; absent when pushing is disabled (a registry destination is then an error). */
-  push?: (image: Image, ref: string, signal: AbortSignal) => Promise<void>;
+  push?: (image: Image, ref: string, signal: AbortSignal, progress?: PushProgress) => Promise<void>;
   signal: AbortSignal;
 }
 
@@ -343,7 +348,7 @@ export async function writeDestinations(image: Image, destinations: readonly (st
         if (!ports.push) {
           throw new StowageError('build/no-push', `cannot push to ${d.ref}: pushing is disabled`, { hint: 'remove --no-push, or use an oci: or docker-archive: destination' });
         }
-        await ports.push(image, d.ref, ports.signal);
+        await ports.push(image, d.ref, ports.signal, ports.onBytesSent ? { onBytesSent: ports.onBytesSent } : {});
         out.push({ destination: d.text, digest: image.digest });
         break;
       default: {
@@ -399,7 +404,7 @@ export interface IsolationNoneOptions {
 export interface EngineSetup {
   engine: EnginePorts;
   /** Pushes an image to a registry reference `host/repo:tag`. */
-  push: (image: Image, ref: string, signal: AbortSignal) => Promise<void>;
+  push: (image: Image, ref: string, signal: AbortSignal, progress?: PushProgress) => Promise<void>;
   /** What the shared pusher did so far, per registry (uploads, mounts, bytes, requests). */
   pushStats(): Record<string, unknown>;
   /**
@@ -477,9 +482,9 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
   return {
     engine,
     isolation: isolationChoice,
-    push: async (image, refText, signal) => {
+    push: async (image, refText, signal, progress) => {
       const ref = parseReference(refText);
-      await pusher.push({ registry: ref.registry, repository: ref.repository, tags: ref.tag ? [ref.tag] : [], root: image }, signal);
+      await pusher.push({ registry: ref.registry, repository: ref.repository, tags: ref.tag ? [ref.tag] : [], root: image, ...progress }, signal);
     },
     pushStats: () => pusher.stats(),
     createStepCache: (co) => {
