@@ -5,8 +5,8 @@
  *
  * Holds per-run caches (pools, challenges, tokens) in the client instance, never at module level.
  */
-import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
+import { createPool, poolRequest, type Pool } from './undici-pool.js';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StowageError, isAbortError } from '../util/errors.js';
@@ -204,7 +204,7 @@ export class RegistryClient {
   private pool(origin: string): Pool {
     let p = this.pools.get(origin);
     if (!p) {
-      p = new Pool(origin, { connections: this.connections, headersTimeout: 300_000, bodyTimeout: 300_000 });
+      p = createPool(origin, { connections: this.connections, headersTimeout: 300_000, bodyTimeout: 300_000 });
       this.pools.set(origin, p);
     }
     return p;
@@ -258,7 +258,7 @@ export class RegistryClient {
       ...(init.method === 'HEAD' ? { reset: false } : {}),
     };
     try {
-      return await this.pool(url.origin).request(opts);
+      return await poolRequest(this.pool(url.origin), opts);
     } catch (e) {
       if (isAbortError(e) || signal?.aborted) throw e;
       if (isUnknownHostError(e)) throw unknownHost(ctx);
