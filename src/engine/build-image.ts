@@ -423,7 +423,7 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
       import('../store/blob-store.js'),
       import('../store/layers.js'),
       import('./layer/writer.js'),
-      import('../store/unpacked-layers.js'),
+      import('./unpacked-layers.js'),
       import('./snapshot/index.js'),
       import('./sandbox/index.js'),
       import('../registry/client.js'),

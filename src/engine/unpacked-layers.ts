@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { StowageError } from '../util/errors.js';
 import type { Layer } from '../image/blob.js';
 import { digestHex, type Digest } from '../image/digest.js';
-import { unpackLayer } from '../engine/unpack.js';
+import { unpackLayer } from './unpack.js';
 
 export interface UnpackedLayerStoreOptions {
   /** Keep ownership, devices, trusted.* xattrs and write overlay whiteouts. Default: running as uid 0. */

@@ -11,7 +11,7 @@ import { OverlaySnapshotter, WalkSnapshotter, detectSnapshotter, probeOverlay, t
 import { scanTree, toChangeEntry } from '../../src/engine/snapshot/scan.js';
 import { REC_BIRTH, REC_INO, REC_TYPE, diffPacked, forEachRecord, identicalRun, recordField, scanIndex, scanPacked, type PackedIndex } from '../../src/engine/snapshot/stat-index.js';
 import type { Layer } from '../../src/image/blob.js';
-import { UnpackedLayerStore } from '../../src/store/unpacked-layers.js';
+import { UnpackedLayerStore } from '../../src/engine/unpacked-layers.js';
 import { DirBlobStore, tempDir } from './layer-helpers.js';
 
 const isRoot = process.getuid?.() === 0;

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { writeLayer } from '../../src/engine/layer/writer.js';
 import type { Layer } from '../../src/image/blob.js';
 import type { Digest } from '../../src/image/digest.js';
-import { UnpackedLayerStore } from '../../src/store/unpacked-layers.js';
+import { UnpackedLayerStore } from '../../src/engine/unpacked-layers.js';
 import { DirBlobStore, tempDir } from './layer-helpers.js';
 
 describe('UnpackedLayerStore', () => {
