@@ -17,6 +17,7 @@ import type { Diagnostic, SourceRange } from '../util/errors.js';
 import { isAbortError } from '../util/errors.js';
 import { StowageError } from '../util/errors.js';
 import type { BlobStore } from '../store/types.js';
+import { parseDockerArchiveReference, parseOciReference } from '../store/references.js';
 import { openDirContext, type BuildContext } from './context/context.js';
 import { resolveBase, type StageBase } from './base-image.js';
 import { buildStage, type StageOptions } from './stage-runner.js';
@@ -287,22 +288,14 @@ export type Destination =
  * the path ends at the first `:` after the transport.
  */
 export function parseDestination(text: string): Destination {
+  // The same parsers as spec destinations and `stowage copy` (skopeo's rules for oci:/docker-archive:).
   if (text.startsWith('oci:')) {
-    const rest = text.slice(4);
-    const i = rest.indexOf(':');
-    const dir = i < 0 ? rest : rest.slice(0, i);
-    const tag = i < 0 ? 'latest' : rest.slice(i + 1);
-    if (dir === '') throw new StowageError('usage/bad-destination', `destination ${JSON.stringify(text)} names no directory`, { hint: 'write oci:<dir>[:tag]' });
-    if (tag === '') throw new StowageError('usage/bad-destination', `destination ${JSON.stringify(text)} has an empty tag`, { hint: 'write oci:<dir>[:tag]' });
-    return { kind: 'oci', dir, tag, text };
+    const r = parseOciReference(text);
+    return { kind: 'oci', dir: r.dir, tag: r.tag ?? 'latest', text };
   }
   if (text.startsWith('docker-archive:')) {
-    const rest = text.slice('docker-archive:'.length);
-    const i = rest.indexOf(':');
-    const file = i < 0 ? rest : rest.slice(0, i);
-    if (file === '') throw new StowageError('usage/bad-destination', `destination ${JSON.stringify(text)} names no file`, { hint: 'write docker-archive:<file.tar>[:ref]' });
-    const ref = i < 0 ? '' : rest.slice(i + 1);
-    return { kind: 'docker-archive', file, refs: ref === '' ? [] : [ref], text };
+    const r = parseDockerArchiveReference(text);
+    return { kind: 'docker-archive', file: r.file, refs: r.ref === undefined ? [] : [r.ref], text };
   }
   return { kind: 'registry', ref: text, text };
 }

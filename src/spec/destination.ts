@@ -3,7 +3,8 @@
  * Pure: paths are resolved against the directory the caller passes.
  */
 import { isAbsolute, resolve } from 'node:path';
-import { assertNever } from '../util/errors.js';
+import { StowageError, assertNever } from '../util/errors.js';
+import { parseDockerArchiveReference, parseOciReference } from '../store/references.js';
 import { didYouMean } from '../util/levenshtein.js';
 import type { Destination } from './types.js';
 
@@ -65,31 +66,19 @@ export function formatRegistryRef(r: RegistryRef): string {
 
 export function parseDestination(text: string, baseDir: string): ParseResult<Destination> {
   const abs = (p: string) => (isAbsolute(p) ? resolve(p) : resolve(baseDir, p));
-  if (text.startsWith('oci:')) {
-    let dir = text.slice('oci:'.length);
-    let tag: string | undefined;
-    const colon = dir.lastIndexOf(':');
-    if (colon >= 0 && !dir.slice(colon + 1).includes('/') && TAG.test(dir.slice(colon + 1))) {
-      tag = dir.slice(colon + 1);
-      dir = dir.slice(0, colon);
+  // oci: and docker-archive: names are parsed as every other command parses them (skopeo's rules).
+  if (text.startsWith('oci:') || text.startsWith('docker-archive:')) {
+    try {
+      if (text.startsWith('oci:')) {
+        const r = parseOciReference(text);
+        return { ok: true, value: r.tag === undefined ? { kind: 'oci', dir: abs(r.dir), text } : { kind: 'oci', dir: abs(r.dir), tag: r.tag, text } };
+      }
+      const r = parseDockerArchiveReference(text);
+      return { ok: true, value: r.ref === undefined ? { kind: 'docker-archive', file: abs(r.file), text } : { kind: 'docker-archive', file: abs(r.file), ref: r.ref, text } };
+    } catch (e) {
+      if (!(e instanceof StowageError)) throw e;
+      return { ok: false, message: e.message, ...(e.hint !== undefined ? { hint: e.hint } : {}) };
     }
-    if (dir === '') return { ok: false, message: `'${text}' names no directory`, hint: 'write oci:<dir>[:tag], e.g. oci:out/app:latest' };
-    return { ok: true, value: tag === undefined ? { kind: 'oci', dir: abs(dir), text } : { kind: 'oci', dir: abs(dir), tag, text } };
-  }
-  if (text.startsWith('docker-archive:')) {
-    // As skopeo does: the file name ends at the first ':'; the rest is the image reference in the archive.
-    const body = text.slice('docker-archive:'.length);
-    const colon = body.indexOf(':');
-    const file = colon >= 0 ? body.slice(0, colon) : body;
-    const ref = colon >= 0 ? body.slice(colon + 1) : undefined;
-    if (file === '') return { ok: false, message: `'${text}' names no file`, hint: 'write docker-archive:<file.tar>[:ref]' };
-    if (ref !== undefined) {
-      const parsed = parseRegistryRef(ref);
-      if (!parsed.ok) return parsed;
-      if (parsed.value.digest) return { ok: false, message: `the reference in '${text}' must be a tag, not a digest` };
-      return { ok: true, value: { kind: 'docker-archive', file: abs(file), ref: formatRegistryRef(withTag(parsed.value)), text } };
-    }
-    return { ok: true, value: { kind: 'docker-archive', file: abs(file), text } };
   }
   const parsed = parseRegistryRef(text);
   if (!parsed.ok) {

@@ -16,6 +16,7 @@ import type { Descriptor } from '../image/types.js';
 import { StowageError } from '../util/errors.js';
 import { createExclusiveWriteStream, syncFile } from './atomic.js';
 import { openFile } from './layers.js';
+import { normalizeArchiveRef } from './references.js';
 import { indexTar, resolveMember, type TarMember } from './tar-index.js';
 
 /**
@@ -25,43 +26,7 @@ import { indexTar, resolveMember, type TarMember } from './tar-index.js';
  * they load — which needs no second pass to learn uncompressed sizes for the tar headers.
  */
 
-export interface DockerArchiveReference {
-  file: string;
-  ref?: string;
-}
-
-/** `docker-archive:<file>[:ref]`; as in skopeo, the first `:` after the path starts the reference. */
-export function parseDockerArchiveReference(s: string): DockerArchiveReference {
-  const prefix = 'docker-archive:';
-  if (!s.startsWith(prefix)) {
-    throw new StowageError('store/invalid-reference', `${JSON.stringify(s)} is not a docker-archive: reference`, { hint: 'write docker-archive:<file>[:name:tag]' });
-  }
-  const rest = s.slice(prefix.length);
-  const colon = rest.indexOf(':');
-  const file = colon < 0 ? rest : rest.slice(0, colon);
-  if (file === '') throw new StowageError('store/invalid-reference', `${JSON.stringify(s)} names no file`, { hint: 'write docker-archive:<file>[:name:tag]' });
-  if (colon < 0) return { file };
-  return { file, ref: normalizeArchiveRef(rest.slice(colon + 1)) };
-}
-
-const REPO_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
-const TAG_RE = /^[\w][\w.-]{0,127}$/;
-
-/** `name[:tag]` as RepoTags carries it: the tag defaults to `latest`; digests cannot be tags. */
-export function normalizeArchiveRef(ref: string): string {
-  const bad = (why: string): never => {
-    throw new StowageError('store/invalid-reference', `invalid image name ${JSON.stringify(ref)} for a docker archive: ${why}`, {
-      hint: 'write name[:tag], e.g. myapp:1.0 or registry.example.com:5000/team/app:latest',
-    });
-  };
-  if (ref.includes('@')) bad('a digest cannot be stored in RepoTags');
-  const slash = ref.lastIndexOf('/');
-  const colon = ref.lastIndexOf(':');
-  const [repo, tag] = colon > slash ? [ref.slice(0, colon), ref.slice(colon + 1)] : [ref, 'latest'];
-  if (!REPO_RE.test(repo)) bad('the repository must be lowercase letters, digits and separators');
-  if (!TAG_RE.test(tag)) bad(`${JSON.stringify(tag)} is not a valid tag`);
-  return `${repo}:${tag}`;
-}
+export { normalizeArchiveRef, parseDockerArchiveReference, type DockerArchiveReference } from './references.js';
 
 interface ArchiveManifestEntry {
   Config: string;

@@ -17,6 +17,7 @@ import { StowageError } from '../util/errors.js';
 import { fileSize, readSmallFile, withLockFile, writeFileAtomic, writeVerifiedFile } from './atomic.js';
 import { fileLayer } from './layers.js';
 import { BatchSyncedBlobStore } from './blob-store.js';
+import { checkLayoutTag } from './references.js';
 
 /** The annotation that names an entry of a layout's index.json (its "tag"). */
 export const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -26,38 +27,7 @@ const LAYOUT_VERSION = '1.0.0';
 const MAX_METADATA_BYTES = 16 * 1024 * 1024;
 const MAX_INDEX_DEPTH = 4;
 
-/** The same grammar containers/image's oci transport accepts for a reference. */
-const REF_RE = /^[A-Za-z0-9._-]+(?:[:/][A-Za-z0-9._-]+)*$/;
-
-export interface OciReference {
-  dir: string;
-  tag?: string;
-}
-
-/** `oci:<dir>[:tag]`. As in skopeo, the first `:` after the directory starts the tag. */
-export function parseOciReference(s: string): OciReference {
-  if (!s.startsWith('oci:')) {
-    throw new StowageError('store/invalid-reference', `${JSON.stringify(s)} is not an oci: reference`, { hint: 'write oci:<dir>[:tag]' });
-  }
-  const rest = s.slice('oci:'.length);
-  const colon = rest.indexOf(':');
-  const dir = colon < 0 ? rest : rest.slice(0, colon);
-  const tag = colon < 0 ? undefined : rest.slice(colon + 1);
-  if (dir === '') throw new StowageError('store/invalid-reference', `${JSON.stringify(s)} names no directory`, { hint: 'write oci:<dir>[:tag]' });
-  if (tag !== undefined) {
-    checkTag(tag, s);
-    return { dir, tag };
-  }
-  return { dir };
-}
-
-function checkTag(tag: string, context: string): void {
-  if (!REF_RE.test(tag)) {
-    throw new StowageError('store/invalid-reference', `invalid OCI layout tag ${JSON.stringify(tag)} in ${JSON.stringify(context)}`, {
-      hint: 'a tag is letters, digits, ".", "_", "-", separated by ":" or "/"',
-    });
-  }
-}
+export { parseOciReference, type OciReference } from './references.js';
 
 function blobPath(dir: string, digest: Digest): string {
   return join(dir, 'blobs', 'sha256', digestHex(digest));
@@ -238,7 +208,7 @@ async function writeToLayout(
   options: { tags: readonly string[]; signal?: AbortSignal; concurrency?: number },
 ): Promise<void> {
   const { signal } = options;
-  for (const tag of options.tags) checkTag(tag, `oci:${dir}:${tag}`);
+  for (const tag of options.tags) checkLayoutTag(tag, `oci:${dir}:${tag}`);
   await prepareLayout(dir);
 
   const blobs = new Map<Digest, Blob>();
