@@ -198,7 +198,7 @@ async function main(): Promise<void> {
         await benchWalkSplit(tree, work, yard);
       }
       if (ONLY.has('overlay')) {
-        const why = probeOverlay({ probeDir: work });
+        const why = await probeOverlay({ probeDir: work });
         if (why === undefined) await benchSnapshotter(new OverlaySnapshotter({ workRoot: work }), tree, yard);
         else console.log(`overlay: skipped (${why})`);
       }

@@ -273,7 +273,8 @@ export async function runBuild(argv: string[]): Promise<number> {
     setup = await setupFlight;
     const engine = setup;
     // Said once per run: which sandbox RUN steps get and why (chroot is no security boundary).
-    progress.info(`RUN isolation: ${engine.isolation.isolation} (${engine.isolation.reason}); snapshotter: ${engine.engine.snapshotter.name}`);
+    const probed = await engine.ready;
+    progress.info(`RUN isolation: ${probed.isolation.isolation} (${probed.isolation.reason}); snapshotter: ${probed.snapshotter}`);
     const ttlMs = await cacheTtl(values['cache-ttl'] as string | undefined, spec.cache);
     const stepCache = values['no-cache'] ? undefined : openStepCache(values['cache-repo'] as string | undefined, ttlMs, spec.cache, engine, (m) => progress.warn(m));
     const buildLimit = pLimit(jobs);

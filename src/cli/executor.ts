@@ -392,11 +392,26 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
       signal: controller.signal,
     });
     cleanups.push(() => ports.close());
-    // Said once per build: which sandbox RUN steps get and why (inside a container it is usually
-    // chroot, which is not a security boundary — the user must know).
-    if (['info', 'debug', 'trace'].includes(o.verbosity)) {
-      process.stderr.write(`stowage executor: RUN isolation: ${ports.isolation.isolation} (${ports.isolation.reason}); snapshotter: ${ports.engine.snapshotter.name}\n`);
-    }
+    // The build starts while the engine still probes how it may isolate steps. Said once per build,
+    // before any line of the build: which sandbox RUN steps get and why (inside a container it is
+    // usually chroot, which is not a security boundary — the user must know). A failed probe stops
+    // the build and is the error reported, as when nothing had started.
+    let heldLines: Array<string | Uint8Array> | undefined = [];
+    const log = (text: string | Uint8Array) => (heldLines ? heldLines.push(text) : process.stderr.write(text));
+    const probed = ports.ready.then(
+      (r) => {
+        if (['info', 'debug', 'trace'].includes(o.verbosity)) {
+          process.stderr.write(`stowage executor: RUN isolation: ${r.isolation.isolation} (${r.isolation.reason}); snapshotter: ${r.snapshotter}\n`);
+        }
+        for (const line of heldLines ?? []) process.stderr.write(line);
+        heldLines = undefined;
+      },
+      (e: unknown) => {
+        controller.abort(e);
+        throw e;
+      },
+    );
+    probed.catch(() => undefined); // awaited with the build below
     const stepCache = o.cache ? await openExecutorStepCache(o, registryRefs, ports) : undefined;
     if (stepCache) {
       cleanups.push(async () => {
@@ -405,7 +420,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
       });
     }
     const verbose = o.verbosity === 'debug' || o.verbosity === 'trace' || o.verbosity === 'info';
-    const image = await buildDockerfile({
+    const building = buildDockerfile({
       dockerfilePath,
       context,
       ...(o.target !== undefined ? { target: o.target } : {}),
@@ -421,16 +436,20 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
         onEvent: (ev) => {
           if (ev.type === 'warning') {
             const d = ev.diagnostic;
-            process.stderr.write(`${d.file ?? ''}${d.range ? `:${d.range.start.line}` : ''}: warning[${d.code}]: ${d.message}\n`);
+            log(`${d.file ?? ''}${d.range ? `:${d.range.start.line}` : ''}: warning[${d.code}]: ${d.message}\n`);
             return;
           }
           if (!verbose) return;
-          if (ev.type === 'step-start') process.stderr.write(`#${ev.stage} ${ev.line}: ${ev.text}\n`);
-          else if (ev.type === 'cache-hit') process.stderr.write(`#${ev.stage} ${ev.line}: CACHED (${ev.source})\n`);
-          else if (ev.type === 'output') process.stderr.write(ev.chunk);
+          if (ev.type === 'step-start') log(`#${ev.stage} ${ev.line}: ${ev.text}\n`);
+          else if (ev.type === 'cache-hit') log(`#${ev.stage} ${ev.line}: CACHED (${ev.source})\n`);
+          else if (ev.type === 'output') log(ev.chunk);
         },
       },
     });
+    const [probe, built] = await Promise.allSettled([probed, building]);
+    if (probe.status === 'rejected') throw probe.reason;
+    if (built.status === 'rejected') throw built.reason;
+    const image = built.value;
     // Entries still being pushed to the cache repo finish before the image is published and we exit.
     await stepCache?.flush();
     const targets: Destination[] = o.destinations.filter((d) => !(o.noPush && registryRefs.includes(d))).map(parseDestination);

@@ -405,9 +405,20 @@ export interface EngineSetup {
    * pushed through the shared pusher). Call `flush()` before exiting so background pushes finish.
    */
   createStepCache(options: { repo?: string; ttlMs?: number; warn(message: string): void }): StepCache;
-  /** How RUN steps are isolated and why (detected for `auto`), for the one line the CLI prints. */
-  isolation: { isolation: 'bwrap' | 'chroot' | 'none'; reason: string };
+  /**
+   * Settles once the probes that `auto` choices need (an overlay mount, a bubblewrap sandbox) are
+   * done: how RUN steps are isolated and why, and which snapshotter prepares rootfs, for the one
+   * line the CLI prints. Rejects with the probe's error when RUN steps cannot be sandboxed here.
+   * The probes run while the build starts (the base pull and unpack); what needs their answer
+   * (preparing a rootfs, running a step) waits for it.
+   */
+  ready: Promise<EngineReady>;
   close(): Promise<void>;
+}
+
+export interface EngineReady {
+  isolation: { isolation: 'bwrap' | 'chroot' | 'none'; reason: string };
+  snapshotter: string;
 }
 
 export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSetup> {
@@ -437,13 +448,20 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
   // `none` without a build root keeps private rootfs, and runStep refuses RUN steps there (what they
   // wrote to absolute paths would miss the image); builds without RUN steps still work.
   const buildRoot = o.isolation === 'none' && o.isolationNone ? await createBuildRootFor(o.isolationNone, o.cacheDir) : undefined;
-  const snapshotter = buildRoot?.snapshotter ?? (await snapshot.createSnapshotter({ kind: o.snapshotter, workRoot: join(o.cacheDir, 'work'), signal: o.signal }));
-  const isolationChoice = buildRoot
-    ? { isolation: 'none' as const, reason: buildRoot.reason }
+  // Probed concurrently with everything up to the first rootfs and the first RUN step (each probe
+  // is a child process or two; nothing waits for them before it must).
+  const snapshotterFlight: Promise<SnapshotterPort> = buildRoot
+    ? Promise.resolve(buildRoot.snapshotter)
+    : snapshot.createSnapshotter({ kind: o.snapshotter, workRoot: join(o.cacheDir, 'work'), signal: o.signal });
+  const isolationFlight: Promise<EngineReady['isolation']> = buildRoot
+    ? Promise.resolve({ isolation: 'none' as const, reason: buildRoot.reason })
     : o.isolation === 'auto'
-      ? await sandbox.detectIsolation(o.signal)
-      : { isolation: o.isolation, reason: `chosen with --isolation=${o.isolation}` };
-  const isolation = isolationChoice.isolation;
+      ? sandbox.detectIsolation(o.signal)
+      : Promise.resolve({ isolation: o.isolation, reason: `chosen with --isolation=${o.isolation}` });
+  const ready = Promise.all([isolationFlight, snapshotterFlight]).then(([isolation, s]): EngineReady => ({ isolation, snapshotter: s.name }));
+  // Until a caller awaits them, a failed probe must not count as an unhandled rejection.
+  for (const p of [snapshotterFlight, isolationFlight, ready]) p.catch(() => undefined);
+  const snapshotter: SnapshotterPort = buildRoot?.snapshotter ?? lazySnapshotter(snapshotterFlight, o.snapshotter);
   const runBuildRoot = buildRoot ? { buildRoot: buildRoot.snapshotter.root } : {};
   const pulled = new Map<string, Promise<Image>>();
   const registryImages: ImageSource = {
@@ -469,12 +487,12 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
         return storeLayer(store, r.descriptor, r.diffId);
       },
     },
-    sandbox: { runStep: (request) => sandbox.runStep({ ...request, isolation, ...runBuildRoot }) },
+    sandbox: { runStep: async (request) => sandbox.runStep({ ...request, isolation: (await isolationFlight).isolation, ...runBuildRoot }) },
     images: o.images ?? registryImages,
   };
   return {
     engine,
-    isolation: isolationChoice,
+    ready,
     push: async (image, refText, signal, progress) => {
       const ref = parseReference(refText);
       await pusher.push({ registry: ref.registry, repository: ref.repository, tags: ref.tag ? [ref.tag] : [], root: image, ...progress }, signal);
@@ -504,6 +522,18 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
       await client.close?.();
       for (const c of lookupClients) await c.close().catch(() => undefined);
     },
+  };
+}
+
+/** The snapshotter port before the probe has chosen one: `prepare` waits for the choice. */
+function lazySnapshotter(chosen: Promise<SnapshotterPort>, asked: string): SnapshotterPort {
+  let name = asked;
+  void chosen.then((s) => (name = s.name), () => undefined);
+  return {
+    get name() {
+      return name;
+    },
+    prepare: async (options) => (await chosen).prepare(options),
   };
 }
 

@@ -224,8 +224,9 @@ test('a multi-stage build in a temp build root: each stage starts from its own b
       },
       signal,
     });
-    assert.equal(setup.isolation.isolation, 'none');
-    assert.match(setup.isolation.reason, /emptied and refilled for each stage/);
+    const { isolation } = await setup.ready;
+    assert.equal(isolation.isolation, 'none');
+    assert.match(isolation.reason, /emptied and refilled for each stage/);
     let image;
     try {
       image = await buildDockerfile({ dockerfilePath: join(fx.context, 'Dockerfile'), contextDir: fx.context, buildArgs: {}, platform: hostPlatform(), ports: setup.engine, options: { cacheDir: join(fx.root, 'cache'), signal, sourceDateEpoch: 0 } });

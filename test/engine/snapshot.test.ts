@@ -15,7 +15,7 @@ import { UnpackedLayerStore } from '../../src/engine/unpacked-layers.js';
 import { DirBlobStore, tempDir } from './layer-helpers.js';
 
 const isRoot = process.getuid?.() === 0;
-const overlayWhy = probeOverlay();
+const overlayWhy = await probeOverlay();
 const BASE_NS = 1_000_000_000_123_456_789n;
 const EPOCH = 1_500_000_000;
 
@@ -300,9 +300,9 @@ describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, over
     }
   });
 
-  it('detectSnapshotter honours explicit choices', () => {
-    assert.equal(detectSnapshotter('walk').kind, 'walk');
-    assert.equal(detectSnapshotter('auto').kind, overlayWhy === undefined ? 'overlay' : 'walk');
+  it('detectSnapshotter honours explicit choices', async () => {
+    assert.equal((await detectSnapshotter('walk')).kind, 'walk');
+    assert.equal((await detectSnapshotter('auto')).kind, overlayWhy === undefined ? 'overlay' : 'walk');
   });
 });
 describe('stat index', () => {

@@ -2,8 +2,8 @@
  * Chooses a snapshotter. `auto` is overlay when a probe mount works here, walk otherwise; an
  * explicit `overlay` that cannot mount is an error that says why, never a silent fallback.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StowageError, assertNever } from '../../util/errors.js';
@@ -29,35 +29,63 @@ export async function createSnapshotter(options: { kind: SnapshotterChoice; work
     d.workRoot = options.workRoot;
     d.probeDir = options.workRoot;
   }
-  return detectSnapshotter(options.kind, d);
+  return detectSnapshotter(options.kind, d, options.signal);
 }
 
-/** Tries a real overlay mount; returns why it failed, or undefined when it works. */
-export function probeOverlay(options: DetectOptions = {}): string | undefined {
+/**
+ * Tries a real overlay mount; resolves to why it failed, or undefined when it works. Asynchronous,
+ * so the engine can probe while it pulls the base image.
+ */
+export async function probeOverlay(options: DetectOptions = {}, signal?: AbortSignal): Promise<string | undefined> {
   let dir: string | undefined;
   try {
     dir = mkdtempSync(join(options.probeDir ?? tmpdir(), 'stowage-ovl-probe-'));
     for (const d of ['l', 'u', 'w', 'm']) mkdirSync(join(dir, d));
-    // Mount and unmount in one child: each spawn from Node costs milliseconds of every build's startup.
-    const m = spawnSync('sh', ['-c', 'mount -t overlay overlay -o "$1" m || exit $?; umount m', 'sh', 'lowerdir=l,upperdir=u,workdir=w,redirect_dir=off,index=off,metacopy=off'], { cwd: dir, encoding: 'utf8' });
-    if (m.error) return m.error.message;
-    if (m.status !== 0) return m.stderr.trim() || `mount exited ${m.status}`;
-    return undefined;
+    // Mount and unmount in one child: one spawn from Node instead of two.
+    return await new Promise<string | undefined>((resolve) => {
+      const child = spawn('sh', ['-c', 'mount -t overlay overlay -o "$1" m || exit $?; umount m', 'sh', 'lowerdir=l,upperdir=u,workdir=w,redirect_dir=off,index=off,metacopy=off'], {
+        cwd: dir,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        ...(signal ? { signal } : {}),
+      });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => {
+        if (stderr.length < 8192) stderr += c.toString('utf8');
+      });
+      child.on('error', (e) => resolve(e.message));
+      child.on('close', (code) => resolve(code === 0 ? undefined : stderr.trim() || `mount exited ${code}`));
+    });
   } catch (e) {
     return (e as Error).message;
   } finally {
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    if (dir !== undefined) removeProbeDir(dir);
   }
 }
 
-export function detectSnapshotter(choice: SnapshotterChoice, options: DetectOptions = {}): Snapshotter {
+/**
+ * Removes the probe's directories one by one (a recursive rmSync costs milliseconds of startup):
+ * the kernel's `w/work` first. A mount point that is still mounted (umount failed) is left, never
+ * descended into.
+ */
+function removeProbeDir(dir: string): void {
+  for (const d of ['m', 'u', 'l', 'w/work', 'w', '']) {
+    try {
+      rmdirSync(join(dir, d));
+    } catch {
+      // absent, or still mounted
+    }
+  }
+}
+
+export async function detectSnapshotter(choice: SnapshotterChoice, options: DetectOptions = {}, signal?: AbortSignal): Promise<Snapshotter> {
   const so: SnapshotterOptions = {};
   if (options.workRoot !== undefined) so.workRoot = options.workRoot;
   switch (choice) {
     case 'walk':
       return new WalkSnapshotter(so);
     case 'overlay': {
-      const why = probeOverlay(options);
+      const why = await probeOverlay(options, signal);
+      signal?.throwIfAborted();
       if (why !== undefined) {
         throw new StowageError('snapshot/overlay-unavailable', `the overlay snapshotter cannot mount here: ${why}`, {
           hint: 'run as root (or in a user namespace that may mount overlayfs), or use --snapshotter=walk',
@@ -65,8 +93,11 @@ export function detectSnapshotter(choice: SnapshotterChoice, options: DetectOpti
       }
       return new OverlaySnapshotter(so);
     }
-    case 'auto':
-      return probeOverlay(options) === undefined ? new OverlaySnapshotter(so) : new WalkSnapshotter(so);
+    case 'auto': {
+      const why = await probeOverlay(options, signal);
+      signal?.throwIfAborted();
+      return why === undefined ? new OverlaySnapshotter(so) : new WalkSnapshotter(so);
+    }
     default:
       return assertNever(choice, 'snapshotter choice');
   }
