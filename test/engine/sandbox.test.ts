@@ -98,6 +98,20 @@ describe('runStep with bubblewrap', () => {
     await assert.rejects(lstat(path.join(fs.dir, 'etc/nope')));
   });
 
+  it('a root step has exactly its own gid and groups, never stowage’s (with or without setpriv)', async () => {
+    const ids = 'grep -E "^(Gid|Groups):" /proc/self/status';
+    assert.ok(process.getgroups!().length > 0, 'the test process has groups a leak would show');
+    for (const [user, expected] of [
+      [{ uid: 0, gid: 0, supplementaryGids: [] }, /^Gid:\s+0\s+0\s+0\s+0\nGroups:\s*\n$/],
+      [{ uid: 0, gid: 7, supplementaryGids: [] }, /^Gid:\s+7\s+7\s+7\s+7\nGroups:\s*\n$/],
+      [{ uid: 0, gid: 7, supplementaryGids: [5, 6] }, /^Gid:\s+7\s+7\s+7\s+7\nGroups:\s+5 6\s*\n$/],
+    ] as const) {
+      const r = await run(fs.dir, ids, { user: { ...user, supplementaryGids: [...user.supplementaryGids] } });
+      assert.equal(r.exitCode, 0, r.out);
+      assert.match(r.out, expected, JSON.stringify(user));
+    }
+  });
+
   it('root steps get Docker’s default capabilities, not all of them', async () => {
     const r = await run(fs.dir, 'grep CapEff /proc/self/status');
     const hex = /CapEff:\s+([0-9a-f]+)/.exec(r.out)?.[1];

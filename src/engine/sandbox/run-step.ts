@@ -281,7 +281,10 @@ async function runBwrap(ctx: StepContext): Promise<RunStepResult> {
   const { uid, gid, supplementaryGids } = options.user;
   // Checked before anything is spawned, so the error names the tool that is really missing.
   assertExecutable('bwrap', tools.bwrap);
-  if (asRoot) assertExecutable('setpriv', tools.setpriv);
+  // A root step without supplementary groups needs no setpriv: Node's spawn with `gid` does what
+  // `setpriv --regid=G --clear-groups` does (setgroups(0) then setgid(G)), one process less per step.
+  const spawnAsGid = asRoot && uid === 0 && supplementaryGids.length === 0;
+  if (asRoot && !spawnAsGid) assertExecutable('setpriv', tools.setpriv);
 
   // Mount points: /proc and /dev placeholders if the image lacks them; targets below /dev and
   // /proc live on bwrap's own tmpfs/proc and need nothing in the rootfs.
@@ -344,6 +347,9 @@ async function runBwrap(ctx: StepContext): Promise<RunStepResult> {
   if (!asRoot) {
     file = tools.bwrap;
     args = bwrapArgs({ ...plan, userns: { uid, gid } });
+  } else if (spawnAsGid) {
+    file = tools.bwrap;
+    args = bwrapArgs({ ...plan, caps: DOCKER_DEFAULT_CAPS });
   } else if (uid === 0) {
     file = tools.setpriv;
     args = [`--regid=${gid}`, ...groupFlags(supplementaryGids), '--', tools.bwrap, ...bwrapArgs({ ...plan, caps: DOCKER_DEFAULT_CAPS })];
@@ -371,6 +377,7 @@ async function runBwrap(ctx: StepContext): Promise<RunStepResult> {
     tailLines: options.tailLines ?? DEFAULT_TAIL_LINES,
     statusPipe: true,
     dataFds,
+    ...(spawnAsGid ? { gid } : {}),
   });
   if (!res.spawnError && !res.aborted && res.statusExitCode === undefined && /^bwrap: execvp /m.test(res.stderrHead)) {
     // The sandbox was fine; the command does not exist in the image. Report it like a shell would.
