@@ -38,10 +38,11 @@ const EXECUTOR = new URL('../../src/cli/executor.ts', import.meta.url).pathname;
  * Runs the executor in a child process (as the CLI would), so its output and exit code are real
  * and the test runner's own stdout is never touched.
  */
-async function executor(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function executor(argv: string[], prefix: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
   const script = `const { runExecutor } = await import(${JSON.stringify(EXECUTOR)}); process.exitCode = await runExecutor(process.argv.slice(1));`;
+  const [file, ...args] = [...prefix, process.execPath, '--import', 'tsx', '--input-type=module', '-e', script, '--', ...argv] as [string, ...string[]];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -122,5 +123,29 @@ test('a failing build exits 1 with file:line and writes no destination', async (
   assert.match(r.stderr, /Dockerfile:2:1: RUN \/bin\/sh -c echo about to fail && exit 7 failed with exit code 7/);
   assert.match(r.stderr, /about to fail/);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  assert.ok(!existsSync(layout));
+});
+
+/** Runs the executor as root without the given capabilities (gone from the bounding set, so from every child too). */
+const withoutCaps = (caps: string[]) => ['setpriv', `--bounding-set=${caps.map((c) => `-${c}`).join(',')}`, '--inh-caps=-all', '--'];
+const isRoot = process.getuid?.() === 0;
+
+test('root without CAP_SYS_ADMIN: the probe finds bubblewrap unusable (as a step would) and RUN steps run chrooted', { skip: !isRoot && 'needs root' }, async () => {
+  const ctx = context('nocap', { Dockerfile: `FROM ${registry.host}/base/busybox:1\nRUN echo ran > /ran.txt\n` });
+  const layout = join(root, 'nocap-layout');
+  const r = await executor(['-c', ctx, '-d', `oci:${layout}`, '--cache-dir', join(root, 'nocap-cache')], withoutCaps(['sys_admin']));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^stowage executor: RUN isolation: chroot \(bubblewrap cannot create namespaces here/);
+  assert.ok(existsSync(layout));
+});
+
+test('root without CAP_SYS_ADMIN and CAP_SYS_CHROOT: the probe’s error is the one reported, before any step line, and nothing is written', { skip: !isRoot && 'needs root' }, async () => {
+  const ctx = context('nosandbox', { Dockerfile: `FROM ${registry.host}/base/busybox:1\nCOPY Dockerfile /d\nRUN echo never\n` });
+  const layout = join(root, 'nosandbox-layout');
+  const r = await executor(['-c', ctx, '-d', `oci:${layout}`, '--cache-dir', join(root, 'nosandbox-cache')], withoutCaps(['sys_admin', 'sys_chroot']));
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^stowage: error: cannot sandbox RUN steps here: bubblewrap cannot create namespaces here .*; and chroot is not permitted/);
+  assert.match(r.stderr, /hint: .*--isolation=none/);
+  assert.doesNotMatch(r.stderr, /#0 |never/, 'no step line, no step ran');
   assert.ok(!existsSync(layout));
 });

@@ -44,8 +44,11 @@ const NAMESPACE_REFUSED = /No permissions to create new namespace|Creating new n
 
 export async function detectIsolation(signal: AbortSignal, tools: HostTools = defaultHostTools()): Promise<IsolationChoice> {
   const asRoot = process.getuid?.() === 0;
-  // The same namespaces a step uses; `--unshare-all` adds user/cgroup namespaces where possible.
-  const bw = await probe(tools.bwrap, ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', 'true'], signal);
+  // The namespaces a step gets, created the way a step creates them: root's steps make no user
+  // namespace (`--unshare-all` would try one, which any user may create, and so pass where root
+  // without CAP_SYS_ADMIN cannot run a single step); rootless steps make one.
+  const namespaces = [...(asRoot ? [] : ['--unshare-user']), '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net'];
+  const bw = await probe(tools.bwrap, [...namespaces, '--die-with-parent', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', 'true'], signal);
   signal.throwIfAborted();
   if (bw.ok) return { isolation: 'bwrap', reason: `bubblewrap (${tools.bwrap}) can create mount, pid, ipc, uts and net namespaces` };
   const bwrapProblem = bw.missing
