@@ -44,6 +44,7 @@ import { OPAQUE_MARKER, WHITEOUT_PREFIX, joinPath } from './layer/changeset.js';
 import { applyMetadata, type MetadataOp } from './layer/fs-helper.js';
 import { holdsIgnored, isIgnored } from './build-root/ignore-list.js';
 import { removeAroundIgnored } from './build-root/wipe.js';
+import { ScopedPath } from './scoped-path.js';
 import { readTar } from './layer/tar-reader.js';
 import type { TarHeader } from './layer/tar-format.js';
 
@@ -220,32 +221,22 @@ class RootResolver {
     const key = parts.join('/');
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
-    let stack: string[] = [];
-    const queue = [...parts];
-    let hops = 0;
-    while (queue.length > 0) {
-      const c = queue.shift()!;
-      if (c === '' || c === '.') continue;
-      if (c === '..') {
-        stack.pop();
-        continue;
-      }
-      const p = (this.root === '/' ? '' : this.root) + '/' + [...stack, c].join('/');
-      if (this.ignore.size > 0 && isIgnored([...stack, c].join('/'), this.ignore)) return IGNORED;
+    const walk = new ScopedPath(parts);
+    for (let c = walk.next(); c !== undefined; c = walk.next()) {
+      const rel = walk.at(c);
+      const p = (this.root === '/' ? '' : this.root) + '/' + rel;
+      if (this.ignore.size > 0 && isIgnored(rel, this.ignore)) return IGNORED;
       const st = lstatOrUndefined(p);
       if (st === undefined) {
         if (!create) return undefined;
         mkdirSync(p, { mode: 0o755 });
-        stack.push(c);
+        walk.enter(c);
         continue;
       }
       if (st.isSymbolicLink()) {
-        if (++hops > MAX_SYMLINK_HOPS) {
+        if (!walk.follow(readlinkSync(p), MAX_SYMLINK_HOPS)) {
           throw new StowageError('unpack/symlink-loop', `too many levels of symbolic links resolving ${JSON.stringify(key)} in the layer`);
         }
-        const target = readlinkSync(p);
-        if (target.startsWith('/')) stack = [];
-        queue.unshift(...target.split('/'));
         continue;
       }
       if (!st.isDirectory()) {
@@ -253,9 +244,10 @@ class RootResolver {
           hint: 'the layer is malformed or hostile; it was not unpacked',
         });
       }
-      stack.push(c);
+      walk.enter(c);
     }
-    const out = stack.length === 0 ? this.root : (this.root === '/' ? '' : this.root) + '/' + stack.join('/');
+    const entered = walk.entered;
+    const out = entered === '' ? this.root : (this.root === '/' ? '' : this.root) + '/' + entered;
     this.cache.set(key, out);
     return out;
   }

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { buildIgnoreList, holdsIgnored, isIgnored, parseMountInfo } from '../../src/engine/build-root/ignore-list.js';
-import { assertBuildRootAllowed, installDir, probeContainer } from '../../src/engine/build-root/guard.js';
+import { assertBuildRootAllowed, installDir, probeContainer, realOrSelf } from '../../src/engine/build-root/guard.js';
 import { wipeRoot } from '../../src/engine/build-root/wipe.js';
 import { BuildRoot } from '../../src/engine/build-root/build-root.js';
 import { buildDockerfile, createEnginePorts } from '../../src/engine/build-image.js';
@@ -115,6 +115,41 @@ test('wipeRoot deletes everything but the ignored paths, keeping the directories
     assert.deepEqual(readdirSync(join(root, 'usr/lib')), ['stowage']);
     assert.equal(readFileSync(join(root, 'usr/lib/stowage/dist/main.js'), 'utf8'), 'kept');
     assert.deepEqual(readdirSync(join(root, 'etc')), ['hosts']);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a protected path or --ignore-path reached through symlinks survives emptying the root under its given name and its real one (also an output not written yet)', async () => {
+  const root = tempRoot('stowage-wipe-links-');
+  try {
+    mkdirSync(join(root, 'mnt/vol/out'), { recursive: true });
+    mkdirSync(join(root, 'mnt/vol/ws/app'), { recursive: true });
+    writeFileSync(join(root, 'mnt/vol/ws/app/Dockerfile'), 'FROM scratch\n');
+    symlinkSync(join(root, 'mnt/vol/out'), join(root, 'out')); // a host path: protected paths are host paths
+    symlinkSync(join(root, 'mnt/vol/ws'), join(root, 'workspace'));
+    mkdirSync(join(root, 'data2/keepme'), { recursive: true });
+    writeFileSync(join(root, 'data2/keepme/f'), 'keep');
+    mkdirSync(join(root, 'opt'));
+    symlinkSync('../data2', join(root, 'opt/link')); // --ignore-path names it as steps see it: /opt/link/keepme
+    writeFileSync(join(root, 'gone.txt'), 'gone');
+    // As createBuildRootFor gives them: each protected path under its given and its real name.
+    const protect = [join(root, 'out/image.tar'), join(root, 'workspace/app')].flatMap((p) => [p, realOrSelf(p)]);
+    assert.ok(protect.includes(join(root, 'mnt/vol/out/image.tar')), 'a file not written yet resolves through its existing parent');
+    const ignore = new Set(buildIgnoreList({ root, mountPoints: [], protect, ignorePaths: ['/opt/link/keepme'] }));
+    await wipeRoot(root, ignore, AbortSignal.timeout(10_000));
+    assert.ok(!existsSync(join(root, 'gone.txt')));
+    assert.equal(readFileSync(join(root, 'workspace/app/Dockerfile'), 'utf8'), 'FROM scratch\n', 'the context, under its given name');
+    assert.ok(lstatSync(join(root, 'out')).isSymbolicLink() && existsSync(join(root, 'mnt/vol/out')), 'the output directory, under both names');
+    assert.equal(readFileSync(join(root, 'opt/link/keepme/f'), 'utf8'), 'keep', '--ignore-path through a symlink');
+    // A layer can neither replace those symlinks nor write through them.
+    await unpackLayer(
+      [tar([{ name: 'workspace', typeflag: '5' }, { name: 'out', typeflag: '2', linkname: '/etc' }, { name: 'opt/link', typeflag: '5' }, { name: 'data2/keepme/f', body: 'layer' }])],
+      root,
+      { asRoot: process.getuid?.() === 0, whiteouts: 'apply', ignore, subprocesses: false },
+    );
+    assert.ok(lstatSync(join(root, 'workspace')).isSymbolicLink() && lstatSync(join(root, 'out')).isSymbolicLink() && lstatSync(join(root, 'opt/link')).isSymbolicLink());
+    assert.equal(readFileSync(join(root, 'data2/keepme/f'), 'utf8'), 'keep');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -62,12 +62,22 @@ export function installDir(moduleUrl: string = import.meta.url): string {
   return realOrSelf(path.dirname(fileURLToPath(moduleUrl)));
 }
 
-/** The real path of `p`, or `p` itself when it does not exist (yet). */
+/**
+ * The real path of `p`; for a path that does not exist (yet), the real path of its deepest existing
+ * ancestor with the rest appended (an output file in a symlinked directory); `p` itself when even
+ * that cannot be resolved.
+ */
 export function realOrSelf(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
+  const rest: string[] = [];
+  for (let at = path.resolve(p); ; ) {
+    try {
+      return path.join(realpathSync(at), ...rest);
+    } catch (e) {
+      const up = path.dirname(at);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || up === at) return p;
+      rest.unshift(path.basename(at));
+      at = up;
+    }
   }
 }
 

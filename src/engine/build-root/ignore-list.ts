@@ -3,10 +3,13 @@
  * the container's own `/` (Kaniko's ignore list): the kernel's and the runtime's mounts, stowage's own
  * install dir and its inputs/outputs, plus what the user adds with `--ignore-path`.
  *
- * Everything here is pure except `readMountPoints`, which only reads /proc/self/mountinfo.
+ * Everything here only reads: `readMountPoints` /proc/self/mountinfo, `buildIgnoreList` the
+ * symlinks along the paths it is given (lstat and readlink under the root, never following a link
+ * out of it).
  */
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
+import { ScopedPath } from '../scoped-path.js';
 
 /**
  * Kaniko's fixed entries: kernel filesystems, the runtime's sockets (/var/run), /etc/mtab (a link
@@ -65,21 +68,69 @@ export function relativeToRoot(root: string, abs: string): string | undefined {
   return a.startsWith(r + '/') ? a.slice(r.length + 1) : undefined;
 }
 
+const MAX_SYMLINK_HOPS = 40;
+
+/**
+ * Where `rel` (root-relative) leads inside `root` as it is now: every symlink met on the way (their
+ * own root-relative paths) and the path they resolve to, scoped to the root as the unpacker scopes
+ * layer paths (an absolute target restarts at the root, `..` stops at it). Components that do not
+ * exist are kept as named. Undefined for a symlink loop.
+ */
+export function symlinksAlong(root: string, rel: string): { links: string[]; resolved: string } | undefined {
+  const links: string[] = [];
+  const walk = new ScopedPath(rel.split('/'));
+  for (let c = walk.next(); c !== undefined; c = walk.next()) {
+    const here = walk.at(c);
+    const host = root === '/' ? `/${here}` : `${root}/${here}`;
+    const st = lstatSync(host, { throwIfNoEntry: false });
+    if (st?.isSymbolicLink() === true) {
+      links.push(here);
+      if (!walk.follow(readlinkSync(host), MAX_SYMLINK_HOPS)) return undefined;
+      continue;
+    }
+    walk.enter(c);
+    // Below a missing component nothing exists, so nothing more can be a link.
+    if (st === undefined) return { links, resolved: [walk.entered, ...walk.rest].join('/') };
+  }
+  return { links, resolved: walk.entered };
+}
+
 /**
  * The ignore list as paths relative to the root (no leading `/`), sorted and without duplicates.
  * Host paths (mounts, protected paths) count only where they lie below the root; `--ignore-path` and
  * the fixed list are paths as seen from inside the root.
+ *
+ * A protected path or `--ignore-path` reached through symlinks keeps them too: the symlinks
+ * themselves (else emptying the root deletes them and the path no longer leads anywhere, or a layer
+ * puts its own entry there) and, for `--ignore-path`, the path they lead to (the files the user
+ * meant; protected host paths come with their real path from the caller). Mount points are real
+ * paths already, and the fixed list is Kaniko's, taken as written.
  */
 export function buildIgnoreList(input: IgnoreListInput): string[] {
   const out = new Set<string>();
-  const add = (rel: string | undefined): void => {
-    if (rel === undefined) return;
+  const normal = (rel: string | undefined): string | undefined => {
+    if (rel === undefined) return undefined;
     const parts = rel.split('/').filter((c) => c !== '' && c !== '.');
-    if (parts.length === 0 || parts.includes('..')) return;
-    out.add(parts.join('/'));
+    if (parts.length === 0 || parts.includes('..')) return undefined;
+    return parts.join('/');
   };
-  for (const p of [...input.mountPoints, ...input.protect]) add(relativeToRoot(input.root, p));
-  for (const p of [...FIXED_IGNORE, ...input.ignorePaths]) add(relativeToRoot('/', path.posix.resolve('/', p)));
+  const add = (rel: string | undefined): void => {
+    const n = normal(rel);
+    if (n !== undefined) out.add(n);
+  };
+  const addWithLinks = (rel: string | undefined, keepResolved: boolean): void => {
+    const n = normal(rel);
+    if (n === undefined) return;
+    out.add(n);
+    const along = symlinksAlong(input.root, n);
+    if (along === undefined) return;
+    for (const l of along.links) out.add(l);
+    if (keepResolved) add(along.resolved);
+  };
+  for (const p of input.mountPoints) add(relativeToRoot(input.root, p));
+  for (const p of input.protect) addWithLinks(relativeToRoot(input.root, p), false);
+  for (const p of FIXED_IGNORE) add(relativeToRoot('/', p));
+  for (const p of input.ignorePaths) addWithLinks(relativeToRoot('/', path.posix.resolve('/', p)), true);
   return [...out].sort();
 }
 
