@@ -174,9 +174,10 @@ export async function runCopy(argv: string[], io: CopyIo = { stdout: process.std
     if (srcRef && dstOci) {
       // Registry → layout: each blob is streamed once, verified, straight into the layout (the
       // cache copy would never be read again); one file-system sync before the index names them.
-      // A layout this copy creates and then fails to fill is removed again: a failed pull must not
-      // leave an empty layout behind that looks like an output (an existing layout keeps its
-      // images; verified blobs a failed copy added to it are only unreferenced).
+      // A layout this copy creates and then fails to fill is removed again, so a failed pull leaves
+      // no empty layout that looks like an output — unless another copy made it its output
+      // meanwhile (an existing layout keeps its images; verified blobs a failed copy added to it
+      // are only unreferenced).
       const { existsSync } = await import('node:fs');
       const createdLayout = !existsSync(dstOci.dir);
       try {
@@ -184,7 +185,7 @@ export async function runCopy(argv: string[], io: CopyIo = { stdout: process.std
         image = (await pullImage(srcRef, { client, store, platform, signal, cacheManifests: false })).image;
         await store.syncAll(signal);
       } catch (e) {
-        if (createdLayout) await (await import('node:fs/promises')).rm(dstOci.dir, { recursive: true, force: true });
+        if (createdLayout) await oci.removeUnpublishedLayout(dstOci.dir);
         throw e;
       }
     } else if (srcRef) {

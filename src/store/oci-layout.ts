@@ -239,6 +239,31 @@ async function writeToLayout(
   );
 }
 
+/**
+ * Removes a layout that a failed write created, unless it has become someone's output meanwhile:
+ * decided under the index lock, it is removed only while it has no index.json and no other
+ * writer's temp file. Returns whether it was removed. (A writer that is between two blobs and then
+ * finds its layout gone fails loudly; it never publishes an index naming missing blobs.)
+ */
+export async function removeUnpublishedLayout(dir: string, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+  let removed = false;
+  try {
+    await withLockFile(
+      join(dir, '.index.json.lock'),
+      async () => {
+        const names = await readdir(dir);
+        if (names.includes('index.json') || names.some((n) => n.startsWith('.stowage-tmp-'))) return;
+        await rm(dir, { recursive: true, force: true });
+        removed = true;
+      },
+      options.signal ? { signal: options.signal } : {},
+    );
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  return removed;
+}
+
 /** The ref names (tags) in a layout's index.json, in index order. */
 export async function listLayoutTags(dir: string): Promise<string[]> {
   const index = await readLayoutIndexOrThrow(dir);

@@ -1,8 +1,8 @@
 /**
  * Two `stowage copy REGISTRY oci:DIR` into the same new layout at once: a copy that fails must not
  * take the other one's finished image with it. The failing copy sees no directory when it starts,
- * so it believes it created the layout and removes the whole directory on failure — by then holding
- * the other copy's blobs and index.json (src/cli/copy.ts, `createdLayout`).
+ * so it believes it created the layout; on failure it may remove it only while the layout is still
+ * nobody's output (no index.json, no other writer's temp file), decided under the index lock.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,7 +54,7 @@ async function stallingRegistry(): Promise<{ host: string; manifestAsked: Promis
   };
 }
 
-test('a copy that fails into a new layout leaves the image another copy finished there meanwhile', { todo: 'copy.ts removes the whole layout it thinks it created (H1)' }, async () => {
+test('a copy that fails into a new layout leaves the image another copy finished there meanwhile', async () => {
   const image = makeImage([await randomLayer(10_000)]);
   const client = new RegistryClient({ credentials: async () => undefined });
   try {
