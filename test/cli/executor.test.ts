@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createEnginePorts } from '../../src/engine/build-image.js';
 import { busyboxLayout } from '../helpers/busybox-image.js';
@@ -38,11 +40,11 @@ const EXECUTOR = new URL('../../src/cli/executor.ts', import.meta.url).pathname;
  * Runs the executor in a child process (as the CLI would), so its output and exit code are real
  * and the test runner's own stdout is never touched.
  */
-async function executor(argv: string[], prefix: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+async function executor(argv: string[], prefix: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   const script = `const { runExecutor } = await import(${JSON.stringify(EXECUTOR)}); process.exitCode = await runExecutor(process.argv.slice(1));`;
   const [file, ...args] = [...prefix, process.execPath, '--import', 'tsx', '--input-type=module', '-e', script, '--', ...argv] as [string, ...string[]];
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -113,6 +115,22 @@ test('tar:// contexts and --no-push: registry destinations are skipped, local ou
   assert.equal(inspect.Layers.length, 1);
   const tags = spawnSync('skopeo', ['inspect', '--tls-verify=false', `docker://${registry.host}/never/pushed:1`], { encoding: 'utf8' });
   assert.notEqual(tags.status, 0, 'nothing was pushed with --no-push');
+});
+
+test('ADD <url> downloads under the cache dir, not the system temp dir (with --isolation=none that is the image’s own /tmp)', async () => {
+  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('fetched\n'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/file.txt`;
+    const ctx = context('add-url', { Dockerfile: `FROM scratch\nADD ${url} /file.txt\n` });
+    const out = join(root, 'add-url-out');
+    const r = await executor(['--dockerfile', join(ctx, 'Dockerfile'), '--context', ctx, '--destination', `oci:${out}:x`, '--cache-dir', join(root, 'add-url-cache')], [], { ...process.env, TMPDIR: join(root, 'no-such-tmp') });
+    assert.equal(r.code, 0, r.stderr);
+    const inspected = JSON.parse(execFileSync('skopeo', ['inspect', `oci:${out}:x`], { encoding: 'utf8' })) as { Layers: string[] };
+    assert.equal(inspected.Layers.length, 1);
+  } finally {
+    server.close();
+  }
 });
 
 test('a failing build exits 1 with file:line and writes no destination', async () => {

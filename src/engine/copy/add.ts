@@ -180,7 +180,9 @@ async function extractInto(opts: AddOptions, root: string, archive: string): Pro
 }
 
 async function addUrl(opts: AddOptions, root: string, url: string, expected: string | undefined): Promise<string> {
-  const tmp = await fs.mkdtemp(path.join(opts.tmpDir ?? os.tmpdir(), 'stowage-add-'));
+  const base = opts.tmpDir ?? os.tmpdir();
+  await fs.mkdir(base, { recursive: true, mode: 0o700 });
+  const tmp = await fs.mkdtemp(path.join(base, 'stowage-add-'));
   try {
     const name = urlFileName(url);
     const file = path.join(tmp, name);

@@ -4,6 +4,7 @@
  * (`--from=<image>`), and heredoc sources expanded with the stage env when unquoted (A3, A10).
  * `--link` is treated as a normal copy (same files, same layer).
  */
+import { join as joinPath } from 'node:path';
 import type { CopyInstruction } from '../../dockerfile/types.js';
 import { expandInStage, historyFor, type StageState } from '../../dockerfile/stage-env.js';
 import type { ImageConfig } from '../../image/types.js';
@@ -79,6 +80,9 @@ export async function copyFiles(
       ...(instr.checksum ? { checksum: expand(instr.checksum) } : {}),
       ...(options.unpackArchives ? {} : { unpack: false }),
       ...(instr.unpack !== undefined ? { unpack: instr.unpack } : {}),
+      // Downloads go under the cache dir, never the system temp dir: with --isolation=none that
+      // is the image's own /tmp (absent in FROM scratch, and a stray entry in the layer).
+      tmpDir: joinPath(env.options.cacheDir, 'add-tmp'),
     });
     return;
   }
