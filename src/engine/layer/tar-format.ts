@@ -20,7 +20,7 @@ export interface TarHeader {
   linkname: string;
   devMajor: number;
   devMinor: number;
-  xattrs: Record<string, Buffer>;
+  xattrs: Readonly<Record<string, Buffer>>;
 }
 
 const MAX_OCTAL_7 = 0o7777777;
@@ -48,23 +48,41 @@ function writeText(buf: Buffer, s: string, bytes: Buffer | undefined, off: numbe
 
 const USTAR_MAGIC = Buffer.from('ustar\u000000', 'binary');
 
-function paxRecord(key: string, value: Buffer | string): Buffer {
-  const valueLen = typeof value === 'string' ? Buffer.byteLength(value) : value.length;
-  const bodyLen = Buffer.byteLength(key) + valueLen + 3; // ' ' key '=' value '\n'
-  // The length prefix counts itself.
+/** Bytes of the PAX record `"<len> <key>=<value>\n"`; the length prefix counts itself. */
+function paxRecordLength(keyLen: number, valueLen: number): number {
+  const bodyLen = keyLen + valueLen + 3; // ' ' key '=' value '\n'
   let len = bodyLen + 1;
   while (String(len).length + bodyLen !== len) len = String(len).length + bodyLen;
-  if (typeof value === 'string') return Buffer.from(`${len} ${key}=${value}\n`, 'utf8');
-  return Buffer.concat([Buffer.from(`${len} ${key}=`, 'utf8'), value, Buffer.from('\n')]);
+  return len;
+}
+
+/** Writes one PAX record at `off` (see `paxRecordLength`) and returns the offset after it. */
+function writePaxRecord(out: Buffer, off: number, len: number, key: string, value: Buffer | string): number {
+  let o = off + out.write(String(len), off, 'latin1');
+  out[o++] = 0x20;
+  o += out.write(key, o, 'utf8');
+  out[o++] = 0x3d;
+  o += typeof value === 'string' ? out.write(value, o, 'utf8') : value.copy(out, o);
+  out[o++] = 0x0a;
+  return o;
 }
 
 export function formatPaxMtime(ns: bigint): string {
   const neg = ns < 0n;
   const abs = neg ? -ns : ns;
   const sec = abs / 1_000_000_000n;
-  const frac = abs % 1_000_000_000n;
+  const frac = Number(abs - sec * 1_000_000_000n);
   let s = sec.toString();
-  if (frac !== 0n) s += '.' + frac.toString().padStart(9, '0').replace(/0+$/, '');
+  if (frac !== 0) {
+    // Nine digits, trailing zeros dropped.
+    let digits = frac;
+    let width = 9;
+    while (digits % 10 === 0) {
+      digits /= 10;
+      width--;
+    }
+    s += '.' + String(digits).padStart(width, '0');
+  }
   return neg ? '-' + s : s;
 }
 
@@ -86,6 +104,12 @@ interface UstarFields {
 
 /** One ustar header block written into `b` (at least BLOCK bytes, overwritten). */
 function ustarBlock(h: UstarFields, b: Buffer): void {
+  ustarFields(h, b);
+  checksum(b);
+}
+
+/** The fields of a ustar header block, its checksum field left as spaces. */
+function ustarFields(h: UstarFields, b: Buffer): void {
   b.fill(0, 0, BLOCK);
   writeText(b, h.name, h.nameBytes, 0, 100);
   writeOctal(b, h.mode & 0o7777, 100, 8);
@@ -100,6 +124,10 @@ function ustarBlock(h: UstarFields, b: Buffer): void {
   // uname (265..297) and gname (297..329) stay empty for reproducibility.
   writeOctal(b, h.devMajor, 329, 8);
   writeOctal(b, h.devMinor, 337, 8);
+}
+
+/** The header checksum of the block at `b` (its field holding spaces while summed). */
+function checksum(b: Buffer): void {
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += b[i]!;
   // Six octal digits, NUL, space.
@@ -157,25 +185,48 @@ export function encodeHeader(h: TarHeader, scratch?: Buffer): Buffer {
     ustarBlock(main, out);
     return out;
   }
-  const parts = records.map(([k, v]) => paxRecord(k, v));
+  const lens: number[] = [];
   let bodyLen = 0;
-  for (const p of parts) bodyLen += p.length;
+  for (const [k, v] of records) {
+    const len = paxRecordLength(Buffer.byteLength(k), typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+    lens.push(len);
+    bodyLen += len;
+  }
   const bodyEnd = BLOCK + bodyLen;
   const total = bodyEnd + padding(bodyLen) + BLOCK;
   const out = scratch !== undefined && scratch.length >= total ? scratch.subarray(0, total) : Buffer.allocUnsafe(total);
-  const base = h.name.endsWith('/') ? h.name.slice(0, -1) : h.name;
-  const slash = base.lastIndexOf('/');
-  const paxName = slash < 0 ? 'PaxHeaders.0/' + base : `${base.slice(0, slash)}/PaxHeaders.0/${base.slice(slash + 1)}`;
-  const paxNameLen = Buffer.byteLength(paxName);
-  const pax: UstarFields = { name: paxName, typeflag: 'x', mode: 0o644, uid: 0, gid: 0, size: bodyLen, mtime: 0, linkname: '', devMajor: 0, devMinor: 0 };
-  if (paxNameLen > 100) pax.nameBytes = Buffer.from(paxName, 'utf8');
-  ustarBlock(pax, out);
+  const pax: UstarFields = { name: '', typeflag: 'x', mode: 0o644, uid: 0, gid: 0, size: bodyLen, mtime: 0, linkname: '', devMajor: 0, devMinor: 0 };
+  ustarFields(pax, out);
+  writePaxName(out, h.name, nameLen);
+  checksum(out);
   let off = BLOCK;
-  for (const p of parts) off += p.copy(out, off);
+  for (let i = 0; i < records.length; i++) off = writePaxRecord(out, off, lens[i]!, records[i]![0], records[i]![1]);
   out.fill(0, bodyEnd, total - BLOCK);
   ustarBlock(main, out.subarray(total - BLOCK));
   return out;
 }
+
+/**
+ * The PAX header's name, `<dir>/PaxHeaders.0/<base>`, into the name field of the zeroed block at
+ * `out`: in place when it fits (`nameLen`: the name's UTF-8 length), else its first 100 UTF-8 bytes.
+ */
+function writePaxName(out: Buffer, name: string, nameLen: number): void {
+  const end = name.endsWith('/') ? name.length - 1 : name.length;
+  const slash = end === 0 ? -1 : name.lastIndexOf('/', end - 1);
+  const ascii = nameLen === name.length;
+  const dirLen = slash < 0 ? 0 : ascii ? slash + 1 : Buffer.byteLength(name.slice(0, slash + 1));
+  const baseLen = (ascii ? end : nameLen - (name.length - end)) - dirLen;
+  if (dirLen + PAX_DIR.length + baseLen <= 100) {
+    const o = (slash < 0 ? 0 : out.write(name.slice(0, slash + 1), 0, 'utf8')) + PAX_DIR.copy(out, dirLen);
+    out.write(end === name.length && slash < 0 ? name : name.slice(slash + 1, end), o, 'utf8');
+    return;
+  }
+  const base = name.slice(0, end);
+  const paxName = slash < 0 ? 'PaxHeaders.0/' + base : `${base.slice(0, slash)}/PaxHeaders.0/${base.slice(slash + 1)}`;
+  Buffer.from(paxName, 'utf8').copy(out, 0, 0, 100);
+}
+
+const PAX_DIR = Buffer.from('PaxHeaders.0/', 'latin1');
 
 export function padding(size: number): number {
   const r = size % BLOCK;

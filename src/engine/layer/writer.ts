@@ -48,13 +48,15 @@ function clamp(ns: bigint, clampSec: number | undefined): bigint {
   return ns > max ? max : ns;
 }
 
+/** The xattrs of an entry that has none (most): one shared object, never written to. */
+const NO_XATTRS: Readonly<Record<string, Buffer>> = Object.freeze({});
+
 function headerFor(item: LayerItem, clampSec: number | undefined): TarHeader {
-  const base = { uid: 0, gid: 0, size: 0, linkname: '', devMajor: 0, devMinor: 0, xattrs: {} as Record<string, Buffer> };
   switch (item.kind) {
     case 'whiteout':
-      return { ...base, name: joinPath(parentOf(item.path), WHITEOUT_PREFIX + baseName(item.path)), typeflag: '0', mode: 0o644, mtimeNs: clamp(item.parentMtimeNs, clampSec) };
+      return markerHeader(joinPath(parentOf(item.path), WHITEOUT_PREFIX + baseName(item.path)), clamp(item.parentMtimeNs, clampSec));
     case 'opaque':
-      return { ...base, name: joinPath(item.dir, OPAQUE_MARKER), typeflag: '0', mode: 0o644, mtimeNs: clamp(item.dirMtimeNs, clampSec) };
+      return markerHeader(joinPath(item.dir, OPAQUE_MARKER), clamp(item.dirMtimeNs, clampSec));
     case 'entry':
       return entryHeader(item.entry, clampSec);
     default:
@@ -62,9 +64,22 @@ function headerFor(item: LayerItem, clampSec: number | undefined): TarHeader {
   }
 }
 
+/** A whiteout or opaque marker: an empty regular file owned by root. */
+function markerHeader(name: string, mtimeNs: bigint): TarHeader {
+  return { name, typeflag: '0', mode: 0o644, uid: 0, gid: 0, size: 0, mtimeNs, linkname: '', devMajor: 0, devMinor: 0, xattrs: NO_XATTRS };
+}
+
 function entryHeader(e: ChangeEntry, clampSec: number | undefined): TarHeader {
-  const xattrs: Record<string, Buffer> = {};
-  for (const [k, v] of Object.entries(e.xattrs ?? {})) xattrs[k] = Buffer.from(v);
+  let xattrs = NO_XATTRS;
+  if (e.xattrs !== undefined) {
+    const own: Record<string, Buffer> = {};
+    let any = false;
+    for (const k in e.xattrs) {
+      own[k] = Buffer.from(e.xattrs[k]!);
+      any = true;
+    }
+    if (any) xattrs = own;
+  }
   const h: TarHeader = {
     name: e.path,
     typeflag: '0',
