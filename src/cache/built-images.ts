@@ -23,9 +23,19 @@ import { errorMessage } from '../util/errors.js';
 
 const RECORD_VERSION = 1;
 
-/** The identity of an assembled image. */
-export function imageKey(parts: { finalKey: string; labels: Readonly<Record<string, string>>; builder: string }): string {
-  const text = canonicalJsonString({ v: RECORD_VERSION, final: parts.finalKey, labels: parts.labels, builder: parts.builder });
+/**
+ * The identity of an assembled image. The epoch is part of it although every step key has it: an
+ * image with no steps of its own (FROM x, labels) has its base's final key, yet the epoch sets its
+ * `created` time. Absent, it adds nothing, so keys of builds without one stay what they were.
+ */
+export function imageKey(parts: { finalKey: string; labels: Readonly<Record<string, string>>; builder: string; sourceDateEpoch?: number }): string {
+  const text = canonicalJsonString({
+    v: RECORD_VERSION,
+    final: parts.finalKey,
+    labels: parts.labels,
+    builder: parts.builder,
+    ...(parts.sourceDateEpoch !== undefined ? { epoch: parts.sourceDateEpoch } : {}),
+  });
   return `sha256:${createHash('sha256').update(text).digest('hex')}`;
 }
 

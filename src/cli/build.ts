@@ -350,7 +350,7 @@ export async function runBuild(argv: string[]): Promise<number> {
                 return undefined;
               });
               if (!planned) return undefined;
-              const key = imageKey({ finalKey: planned.key, labels: specImage.labels, builder });
+              const key = imageKey({ finalKey: planned.key, labels: specImage.labels, builder, ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}) });
               const found = await reuse.images.lookup(key, signal);
               if (found) {
                 begin();

@@ -121,9 +121,9 @@ test('a warm build reuses every unchanged image and runs no stage; a moved base 
   for (const name of ['plain', 'labelled', 'child']) assert.equal(pruned.meta.images[name]!.digest, relabelled.meta.images[name]!.digest, `${name}: rebuilt from the step cache, same image`);
 });
 
-// Fails until imageKey (src/cache/built-images.ts) covers SOURCE_DATE_EPOCH: a stage with no steps
-// keys on its base alone (stageFinalKey), yet its `created` is the epoch. Remove `todo` with the fix.
-test('an image that is its base alone (FROM x, no steps) is not reused across a different SOURCE_DATE_EPOCH: its created time differs', { todo: 'imageKey must include the epoch (H1)' }, async () => {
+// A stage with no steps keys on its base alone (stageFinalKey), yet its `created` is the epoch:
+// imageKey (src/cache/built-images.ts) covers SOURCE_DATE_EPOCH.
+test('an image that is its base alone (FROM x, no steps) is not reused across a different SOURCE_DATE_EPOCH: its created time differs', async () => {
   const baseDir = join(work, 'epoch-base');
   mkdirSync(baseDir, { recursive: true });
   writeFileSync(join(baseDir, 'Dockerfile'), 'FROM scratch\nCOPY v.txt /v.txt\n');
