@@ -210,8 +210,9 @@ export async function runBuild(argv: string[]): Promise<number> {
   let ownerOf: (ref: string) => string | undefined = () => undefined;
   // The engine (its modules, blob store, snapshotter and sandbox probes, which are child processes)
   // needs nothing from the spec, so it loads and sets up while the spec and Dockerfiles compile.
-  const engineModule = import('../engine/build-image.js');
-  const setupFlight = engineModule.then(({ createEnginePorts }) => createEnginePorts({
+  // The stage runner (../engine/build-image.js) is loaded by the first image that builds: a run
+  // whose images are all unchanged needs only the setup and the destinations.
+  const setupFlight = import('../engine/setup.js').then(({ createEnginePorts }) => createEnginePorts({
     cacheDir,
     snapshotter,
     isolation,
@@ -260,9 +261,9 @@ export async function runBuild(argv: string[]): Promise<number> {
     const publish = publishFlag ?? spec.execution.publish;
     const jobs = jobsFlag ?? spec.execution.jobs ?? (await import('node:os')).availableParallelism();
     const progress = createProgress({ mode: chooseProgressMode(progressFlag === 'auto' ? undefined : progressFlag, env, Boolean(process.stderr.isTTY)), out: process.stderr });
-    const [{ parsePlatform }, { buildDockerfile, writeDestinations }, { openDirContext }, { BuiltImages, imageKey }, { createImageKeyPlanner }] = await Promise.all([
+    const [{ parsePlatform }, { writeDestinations }, { openDirContext }, { BuiltImages, imageKey }, { createImageKeyPlanner }] = await Promise.all([
       import('../image/platform.js'),
-      engineModule,
+      import('../engine/destinations.js'),
       import('../engine/context/context.js'),
       import('../cache/built-images.js'),
       import('../cache/plan-graph.js'),
@@ -272,9 +273,23 @@ export async function runBuild(argv: string[]): Promise<number> {
 
     setup = await setupFlight;
     const engine = setup;
-    // Said once per run: which sandbox RUN steps get and why (chroot is no security boundary).
-    const probed = await engine.ready;
-    progress.info(`RUN isolation: ${probed.isolation.isolation} (${probed.isolation.reason}); snapshotter: ${probed.snapshotter}`);
+    // External bases are resolved now (tag → digest, once per run), while the rest sets up: the
+    // image keys and the builds need them first. A failure is reported where they are needed.
+    for (const v of graph.vertices) {
+      if (v.base.kind === 'image') engine.engine.images.resolve(v.base.ref, parsePlatform(v.platform), controller.signal).catch(() => undefined);
+    }
+    // The sandbox probes (child processes) may still be running: unchanged images are looked up
+    // meanwhile, but nothing is built or written before they succeed. Said once per run: which
+    // sandbox RUN steps get and why (chroot is no security boundary). A failed probe stops the run
+    // and is its error, as when nothing had started.
+    const probed = engine.ready.then(
+      (r) => progress.info(`RUN isolation: ${r.isolation.isolation} (${r.isolation.reason}); snapshotter: ${r.snapshotter}`),
+      (e: unknown) => {
+        controller.abort(e);
+        throw e;
+      },
+    );
+    probed.catch(() => undefined); // awaited before the first build or write, and after the graph
     const ttlMs = await cacheTtl(values['cache-ttl'] as string | undefined, spec.cache);
     const stepCache = values['no-cache'] ? undefined : openStepCache(values['cache-repo'] as string | undefined, ttlMs, spec.cache, engine, (m) => progress.warn(m));
     const buildLimit = pLimit(jobs);
@@ -318,6 +333,7 @@ export async function runBuild(argv: string[]): Promise<number> {
     const builder = `stowage ${packageVersion()}`;
 
     const publishImage = async (name: string, image: Image, signal: AbortSignal): Promise<void> => {
+      await probed;
       const specImage = specImages.get(name)!;
       const skipRegistry = values['no-push'] === true || !specImage.push;
       const targets = specImage.destinations.filter((d) => !(skipRegistry && d.kind === 'registry')).map(engineDestination);
@@ -362,8 +378,10 @@ export async function runBuild(argv: string[]): Promise<number> {
             })
           : undefined;
         const image = known?.found ?? await buildLimit(async () => {
+          await probed;
           begin();
           const key = known?.key;
+          const { buildDockerfile } = await import('../engine/build-image.js');
           const image = await buildDockerfile({
             dockerfilePath: displayPath(cwd, specImage.dockerfile),
             context: await contextFor(specImage.context, specImage.dockerfile),
@@ -415,6 +433,7 @@ export async function runBuild(argv: string[]): Promise<number> {
         progress.imageDone(rowOf(o.id, rec));
       },
     });
+    await probed;
 
     const allOk = [...outcomes.values()].every((o) => o.status === 'succeeded');
     if (publish === 'after-all') {

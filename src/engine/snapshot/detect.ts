@@ -1,15 +1,14 @@
 /**
  * Chooses a snapshotter. `auto` is overlay when a probe mount works here, walk otherwise; an
- * explicit `overlay` that cannot mount is an error that says why, never a silent fallback.
+ * explicit `overlay` that cannot mount is an error that says why, never a silent fallback. The
+ * probe needs none of the snapshotters' code: their modules are loaded once one is made.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StowageError, assertNever } from '../../util/errors.js';
-import { OverlaySnapshotter } from './overlay.js';
-import type { Snapshotter, SnapshotterOptions } from './types.js';
-import { WalkSnapshotter } from './walk.js';
+import type { Snapshotter, SnapshotterKind, SnapshotterOptions } from './types.js';
 
 export type SnapshotterChoice = 'auto' | 'overlay' | 'walk';
 
@@ -22,6 +21,12 @@ export interface DetectOptions {
 
 /** The shape the engine's composition root calls (`kind`, `workRoot`, `signal`). */
 export async function createSnapshotter(options: { kind: SnapshotterChoice; workRoot?: string; signal?: AbortSignal }): Promise<Snapshotter> {
+  const kind = await chooseSnapshotter(options);
+  return snapshotterOf(kind, options.workRoot !== undefined ? { workRoot: options.workRoot } : {});
+}
+
+/** Which snapshotter `kind` means here (probing where it must), without loading either. */
+export async function chooseSnapshotter(options: { kind: SnapshotterChoice; workRoot?: string; signal?: AbortSignal }): Promise<SnapshotterKind> {
   options.signal?.throwIfAborted();
   const d: DetectOptions = {};
   if (options.workRoot !== undefined) {
@@ -29,7 +34,19 @@ export async function createSnapshotter(options: { kind: SnapshotterChoice; work
     d.workRoot = options.workRoot;
     d.probeDir = options.workRoot;
   }
-  return detectSnapshotter(options.kind, d, options.signal);
+  return detectSnapshotterKind(options.kind, d, options.signal);
+}
+
+/** A snapshotter of a kind already chosen. */
+export async function snapshotterOf(kind: SnapshotterKind, options: SnapshotterOptions): Promise<Snapshotter> {
+  switch (kind) {
+    case 'overlay':
+      return new (await import('./overlay.js')).OverlaySnapshotter(options);
+    case 'walk':
+      return new (await import('./walk.js')).WalkSnapshotter(options);
+    default:
+      return assertNever(kind, 'snapshotter kind');
+  }
 }
 
 /**
@@ -78,11 +95,13 @@ function removeProbeDir(dir: string): void {
 }
 
 export async function detectSnapshotter(choice: SnapshotterChoice, options: DetectOptions = {}, signal?: AbortSignal): Promise<Snapshotter> {
-  const so: SnapshotterOptions = {};
-  if (options.workRoot !== undefined) so.workRoot = options.workRoot;
+  return snapshotterOf(await detectSnapshotterKind(choice, options, signal), options.workRoot !== undefined ? { workRoot: options.workRoot } : {});
+}
+
+async function detectSnapshotterKind(choice: SnapshotterChoice, options: DetectOptions, signal?: AbortSignal): Promise<SnapshotterKind> {
   switch (choice) {
     case 'walk':
-      return new WalkSnapshotter(so);
+      return 'walk';
     case 'overlay': {
       const why = await probeOverlay(options, signal);
       signal?.throwIfAborted();
@@ -91,12 +110,12 @@ export async function detectSnapshotter(choice: SnapshotterChoice, options: Dete
           hint: 'run as root (or in a user namespace that may mount overlayfs), or use --snapshotter=walk',
         });
       }
-      return new OverlaySnapshotter(so);
+      return 'overlay';
     }
     case 'auto': {
       const why = await probeOverlay(options, signal);
       signal?.throwIfAborted();
-      return why === undefined ? new OverlaySnapshotter(so) : new WalkSnapshotter(so);
+      return why === undefined ? 'overlay' : 'walk';
     }
     default:
       return assertNever(choice, 'snapshotter choice');
