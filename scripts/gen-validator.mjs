@@ -18,7 +18,8 @@ const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, allowUni
 const validate = ajv.compile(JSON.parse(schemaText));
 const hash = createHash('sha256').update(schemaText).digest('hex');
 const code = `${standalone(ajv, validate)}\nmodule.exports.schemaSha256 = ${JSON.stringify(hash)};\n`;
-const out = join(root, 'dist', 'spec', 'spec-validator.generated.cjs');
+// Into <dist>/spec/ for a compiled tree elsewhere (bench's private build), else the checkout's dist/.
+const out = join(process.argv[2] ?? join(root, 'dist'), 'spec', 'spec-validator.generated.cjs');
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(`${out}.tmp`, code);
 renameSync(`${out}.tmp`, out);

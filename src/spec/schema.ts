@@ -30,8 +30,9 @@ export type SpecValidator = ValidateFunction;
  */
 function precompiledValidator(schemaText: string): SpecValidator | undefined {
   try {
+    // `../spec/` rather than `./`: the same file from dist/spec/ and from the bundle's dist/cli/.
     const require = createRequire(import.meta.url);
-    const mod = require('./spec-validator.generated.cjs') as SpecValidator & { schemaSha256?: string };
+    const mod = require('../spec/spec-validator.generated.cjs') as SpecValidator & { schemaSha256?: string };
     return mod.schemaSha256 === createHash('sha256').update(schemaText).digest('hex') ? mod : undefined;
   } catch {
     return undefined; // running from src/ (tests, tsx), or not built yet
