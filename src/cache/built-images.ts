@@ -58,6 +58,11 @@ export interface BuiltImagesOptions {
 
 export class BuiltImages {
   private readonly dir: string;
+  /**
+   * Layer blobs found in the store during this run: the 20 images of a batch on one base ask for
+   * the base's layers 20 times. A blob once in the store stays there while the run lasts.
+   */
+  private readonly present = new Map<Digest, Promise<boolean>>();
 
   constructor(private readonly options: BuiltImagesOptions) {
     this.dir = join(options.cacheDir, 'built-images');
@@ -94,13 +99,25 @@ export class BuiltImages {
         descriptorMediaType: rec.manifest.mediaType,
       });
       if (image.digest !== rec.manifest.digest) return undefined;
-      for (const l of image.layers) if (!(await store.has(l.descriptor.digest))) return undefined;
+      const found = await Promise.all(image.layers.map((l) => this.inStore(l.descriptor.digest)));
+      if (found.includes(false)) return undefined;
       return image;
     } catch (e) {
       signal.throwIfAborted();
       this.options.warn(`built images: cannot restore ${rec.manifest.digest} (${errorMessage(e)}); the image is built`);
       return undefined;
     }
+  }
+
+  private inStore(digest: Digest): Promise<boolean> {
+    let p = this.present.get(digest);
+    if (!p) {
+      p = this.options.store.has(digest);
+      this.present.set(digest, p);
+      // Only a blob that is there is remembered: a missing one may be written by a build meanwhile.
+      p.then((yes) => yes || this.present.delete(digest), () => this.present.delete(digest));
+    }
+    return p;
   }
 
   /** Keeps `image` under `key`: its manifest and config go into the store, then the record. */
