@@ -281,6 +281,44 @@ describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, over
     for (let i = 0; i < STEPS.length; i++) assert.deepEqual(o[i], w[i], `step ${STEPS[i]!.name}`);
   });
 
+  it('overlay: rootfs of one snapshotter share its xattr helper, each snapshot getting its own answers, also after another was released', { skip: overlayWhy !== undefined && 'overlay unavailable' }, async () => {
+    const lower = join(t.path, 'shared-lower');
+    mkdirSync(join(lower, 'd'), { recursive: true });
+    writeFileSync(join(lower, 'd/old'), 'old');
+    /** python3 processes this test process started (other tests' idle helpers stay as they are). */
+    const helpers = (): number =>
+      readdirSync('/proc').filter((pid) => {
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          return stat.includes('(python3)') && stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(process.pid);
+        } catch {
+          return false;
+        }
+      }).length;
+    const before = helpers();
+    const snapshotter = new OverlaySnapshotter();
+    const [a, b, c] = await Promise.all(['a', 'b', 'c'].map((n) => snapshotter.prepare({ lowers: [lower], workDir: join(t.path, `work-shared-${n}`) })));
+    const released = new Set<Rootfs>();
+    try {
+      assert.equal(helpers() - before, 1, 'one helper for the three rootfs');
+      // a replaces d (overlay marks the new upper dir opaque with an xattr), b only adds a file.
+      rmSync(join(a!.path, 'd'), { recursive: true });
+      mkdirSync(join(a!.path, 'd'));
+      writeFileSync(join(b!.path, 'd/new'), 'new');
+      const [sa, sb] = await Promise.all([a!.snapshot(), b!.snapshot()]);
+      assert.deepEqual(sa.opaqueDirs, ['d']);
+      assert.deepEqual(sb.opaqueDirs, []);
+      assert.deepEqual(sb.entries.map((e) => e.path).sort(), ['d', 'd/new']);
+      await a!.release();
+      released.add(a!);
+      rmSync(join(c!.path, 'd'), { recursive: true });
+      mkdirSync(join(c!.path, 'd'));
+      assert.deepEqual((await c!.snapshot()).opaqueDirs, ['d'], 'the helper still answers after a rootfs was released');
+    } finally {
+      for (const r of [a, b, c]) if (!released.has(r!)) await r!.release();
+    }
+  });
+
   it('overlay mounts hundreds of lowers (short relative lowerdir names)', { skip: overlayWhy !== undefined && 'overlay unavailable' }, async () => {
     const many = join(t.path, 'many');
     const dirs: string[] = [];

@@ -28,8 +28,6 @@ class OverlayRootfs implements Rootfs {
   upperIndex = 0;
   mounted = false;
   released = false;
-  /** One xattr helper process for all of this rootfs' snapshots. */
-  readonly xattrs = new XattrReader();
   constructor(
     readonly owner: OverlaySnapshotter,
     readonly path: string,
@@ -44,6 +42,9 @@ class OverlayRootfs implements Rootfs {
   }
   get upper(): string {
     return `${this.workDir}/u${this.upperIndex}`;
+  }
+  get xattrs(): XattrReader {
+    return this.owner.xattrs;
   }
 }
 
@@ -119,6 +120,12 @@ async function unmount(rf: OverlayRootfs): Promise<void> {
 export class OverlaySnapshotter implements Snapshotter {
   readonly kind = 'overlay' as const;
   readonly name = 'overlay';
+  /**
+   * One xattr helper process for every rootfs this snapshotter prepares (a run's stages and
+   * images): python3's start costs ~50 ms of CPU, which twenty images on one base paid twenty times.
+   * Requests queue one at a time; idle, it keeps no build from exiting and ends with this process.
+   */
+  readonly xattrs = new XattrReader();
   constructor(private readonly options: SnapshotterOptions = {}) {}
 
   async prepare(options: PrepareOptions): Promise<Rootfs> {
@@ -181,7 +188,6 @@ export class OverlaySnapshotter implements Snapshotter {
 
   async release(rootfs: Rootfs): Promise<void> {
     const rf = asOverlay(rootfs);
-    rf.xattrs.close();
     await unmount(rf);
     rf.released = true;
     await discardTree(rf.workDir);
