@@ -4,6 +4,7 @@
  * order, what each stage is based on (FROM expanded with the global args), and which build args
  * nothing consumed. Used by `stowage plan`, `stowage lint` and the builder.
  */
+import { parsePlatform as parseImagePlatform } from '../image/platform.js';
 import type { Diagnostic } from '../util/errors.js';
 import { StowageError } from '../util/errors.js';
 import { suggest as didYouMean } from './suggest.js';
@@ -54,11 +55,18 @@ const BUILTIN_ARGS = new Set([
 ]);
 
 /** `os/arch[/variant]` → PlatformSpec; undefined when malformed. */
+/**
+ * FROM --platform's value, normalised as everywhere else in stowage (image/platform.ts, containerd's
+ * rules: x86_64 is amd64, arm64/v8 is arm64), so a stage's platform compares equal to the spec's.
+ */
 export function parsePlatform(s: string): PlatformSpec | undefined {
-  const parts = s.trim().toLowerCase().split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) return undefined;
-  const [os, architecture, variant] = parts as [string, string, string | undefined];
-  return variant !== undefined ? { os, architecture, variant } : { os, architecture };
+  let p;
+  try {
+    p = parseImagePlatform(s);
+  } catch {
+    return undefined;
+  }
+  return p.variant !== undefined ? { os: p.os, architecture: p.architecture, variant: p.variant } : { os: p.os, architecture: p.architecture };
 }
 
 function isNumeric(s: string): boolean {

@@ -11,6 +11,7 @@ export function normalizePlatform(p: Platform): Platform {
   let variant = p.variant?.toLowerCase() || undefined;
   switch (architecture) {
     case 'i386':
+    case 'i686':
       architecture = '386';
       variant = undefined;
       break;
