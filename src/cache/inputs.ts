@@ -9,14 +9,14 @@
 import type { Instruction } from '../dockerfile/types.js';
 import { expandInStage, resolveRunMounts, type StageState } from '../dockerfile/stage-env.js';
 import type { Platform } from '../image/types.js';
-import type { BuildContext } from '../engine/context/context.js';
-import type { ImageSource, StageResult } from '../engine/instructions/types.js';
+import type { ContextSources, ImageDigests } from './ports.js';
 import type { SourceInput, StepInputs } from './keys.js';
 
 export interface InputPorts {
-  context: Pick<BuildContext, 'resolveSources' | 'fileDigests'>;
-  stageResults: ReadonlyMap<number, Pick<StageResult, 'name' | 'cacheKey'>>;
-  images: ImageSource;
+  context: ContextSources;
+  /** Earlier stages by index: a `--from` naming one keys on its final key. */
+  stageResults: ReadonlyMap<number, { readonly name?: string | undefined; readonly cacheKey?: string | undefined }>;
+  images: ImageDigests;
   platform: Platform;
   signal: AbortSignal;
 }

@@ -10,7 +10,7 @@ import type { Dockerfile, Instruction } from '../dockerfile/types.js';
 import { applyMetadataInstruction, initialStageState, stageStartConfigPatch, type StageState } from '../dockerfile/stage-env.js';
 import { emptyImageConfig } from '../image/mutate.js';
 import type { ContainerConfig, Platform } from '../image/types.js';
-import type { BuildContext } from '../engine/context/context.js';
+import type { ContextSources } from './ports.js';
 import { parseTriggers } from '../dockerfile/onbuild-triggers.js';
 import { collectStepInputs } from './inputs.js';
 import { baseParent, stageFinalKey, stepKey, type BaseIdentity } from './keys.js';
@@ -41,7 +41,7 @@ export interface PlanStageRequest {
   base: { identity: BaseIdentity; config: ContainerConfig; inherited?: StageState } | undefined;
   /** Earlier stages of this Dockerfile as planned (for COPY --from and RUN --mount from=). */
   stages: ReadonlyMap<number, { name?: string; cacheKey?: string }>;
-  context: Pick<BuildContext, 'resolveSources' | 'fileDigests'>;
+  context: ContextSources;
   sourceDateEpoch?: number;
   /** Is this key in the local index? */
   peek(key: string): Promise<boolean>;
