@@ -129,9 +129,29 @@ class FastReader {
     this.lineEnds.push(text.length);
     const lines = this.lineEnds.length;
     for (let l = 0; l < lines; l++) {
-      let c = this.lineStarts[l]!;
+      const lineStart = this.lineStarts[l]!;
+      let c = lineStart;
       while (text.charCodeAt(c) === 32) c++;
       this.contentStarts.push(c);
+      // A document marker on any line (`---`, `...`) starts or ends a document: also the library's.
+      if (c === lineStart && (text.startsWith('---', c) || text.startsWith('...', c))) {
+        const after = text.charCodeAt(c + 3);
+        if (Number.isNaN(after) || after === 32 || after === 10) unsupported();
+      }
+    }
+    // An indented comment line after the last entry of a collection stretches the ranges of the
+    // nodes before it, by rules of its own (its indent against theirs, blank lines): the library's
+    // business. Between entries (the next content is indented at least as far) it changes nothing.
+    let nextContentIndent = -1; // of the next line with content below the current one; -1: none
+    for (let l = lines - 1; l >= 0; l--) {
+      const c = this.contentStarts[l]!;
+      if (c >= this.lineEnds[l]!) continue; // blank
+      const indent = c - this.lineStarts[l]!;
+      if (text.charCodeAt(c) === 35) {
+        if (indent > 0 && nextContentIndent < indent) unsupported();
+        continue;
+      }
+      nextContentIndent = indent;
     }
   }
 
