@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { constants as zlibConstants, gzipSync, gunzipSync } from 'node:zlib';
 import { compareLayerPaths, normalizeLayerPath, planLayer, type ChangeEntry, type ChangeSet } from '../../src/engine/layer/changeset.js';
-import { parallelGzip } from '../../src/engine/layer/gzip.js';
+import { RLE_MEM_LEVEL, chooseBlockMethod, parallelGzip } from '../../src/engine/layer/gzip.js';
 import { readTar } from '../../src/engine/layer/tar-reader.js';
 import { encodeHeader } from '../../src/engine/layer/tar-format.js';
 import { writeLayer } from '../../src/engine/layer/writer.js';
@@ -317,13 +317,34 @@ describe('parallelGzip', () => {
     // Random file contents between tar-like zero runs: only the runs are worth finding.
     const tarLike = Buffer.concat(Array.from({ length: 26 }, () => [Buffer.alloc(512), randomBytes(9216)]).flat()).subarray(0, blockSize);
     const [r] = await members(tarLike);
-    assert.ok(r!.equals(gzipSync(tarLike, { level: 6, strategy: zlibConstants.Z_RLE, chunkSize })), 'zero runs between random data: RLE');
+    assert.ok(r!.equals(gzipSync(tarLike, { level: 6, strategy: zlibConstants.Z_RLE, memLevel: RLE_MEM_LEVEL, chunkSize })), 'zero runs between random data: RLE');
     assert.ok(r!.length < blockSize * 0.96, 'the runs are compressed');
     // base64 of random bytes: 6 bits of entropy per byte, nothing for a match search to find.
     const b64 = Buffer.from(randomBytes(blockSize).toString('base64')).subarray(0, blockSize);
     const [b] = await members(b64);
-    assert.ok(b!.equals(gzipSync(b64, { level: 6, strategy: zlibConstants.Z_RLE, chunkSize })), 'base64: RLE');
+    assert.ok(b!.equals(gzipSync(b64, { level: 6, strategy: zlibConstants.Z_RLE, memLevel: RLE_MEM_LEVEL, chunkSize })), 'base64: RLE');
     assert.ok(b!.length < blockSize * 0.8, 'base64 still gets its entropy coding');
+  });
+
+  it('judges a block from its bytes alone: what its samples would gain from a match search decides', () => {
+    const size = 1024 * 1024;
+    const random = randomBytes(size);
+    assert.equal(chooseBlockMethod(random), 'store');
+    assert.equal(chooseBlockMethod(Buffer.from(random.toString('base64')).subarray(0, size)), 'rle', 'base64: entropy coding only');
+    // A layer's tar of base64 files: headers and zero padding between the contents (runs, no matches worth a search).
+    const tarLike = Buffer.concat(Array.from({ length: 100 }, (_, i) => [Buffer.from(`d0/f${i}\0`.padEnd(512, '\0')), Buffer.from(randomBytes(7_500).toString('base64'))]).flat()).subarray(0, size);
+    assert.equal(chooseBlockMethod(tarLike), 'rle');
+    assert.equal(chooseBlockMethod(Buffer.alloc(size)), 'rle', 'one long run');
+    const words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta', 'iota', 'kappa', 'lambda'];
+    const text = Buffer.from(Array.from({ length: 200_000 }, (_, i) => words[(i * 7919) % 11]!).join(' ')).subarray(0, size);
+    assert.equal(chooseBlockMethod(text), 'deflate', 'text repeats words');
+    // Repeats 1-2 KiB apart in otherwise random bytes (similar small files): matches, no runs.
+    const unit = randomBytes(1500);
+    const repeats = Buffer.concat(Array.from({ length: 700 }, (_, i) => Buffer.concat([unit.subarray(0, 1200), randomBytes(300 + (i % 7))]))).subarray(0, size);
+    assert.equal(chooseBlockMethod(repeats), 'deflate');
+    // The same bytes, the same answer; small blocks are always deflated.
+    assert.equal(chooseBlockMethod(Buffer.from(random)), 'store');
+    assert.equal(chooseBlockMethod(random.subarray(0, 100_000)), 'deflate');
   });
 });
 void createReadStream;
