@@ -184,6 +184,8 @@ export async function runCopy(argv: string[], io: CopyIo = { stdout: process.std
         const store = await oci.openLayoutBlobStore(dstOci.dir, { signal });
         image = (await pullImage(srcRef, { client, store, platform, signal, cacheManifests: false })).image;
         await store.syncAll(signal);
+        // Written here, not below, so a failed index write (no space, SIGINT) also removes the layout.
+        await oci.writeImageToLayout(dstOci.dir, image, { tags: dstOci.tag !== undefined ? [dstOci.tag] : [], signal });
       } catch (e) {
         if (createdLayout) await oci.removeUnpublishedLayout(dstOci.dir);
         throw e;
@@ -211,7 +213,8 @@ export async function runCopy(argv: string[], io: CopyIo = { stdout: process.std
         summary = `blobs: ${s.blobsUploaded} uploaded, ${s.blobsMounted} mounted, ${s.blobsPresent} already present; ${s.bytesUploaded} bytes uploaded; ${s.requests} requests\n`;
       }
     } else if (dstOci) {
-      await oci.writeImageToLayout(dstOci.dir, image, { tags: dstOci.tag !== undefined ? [dstOci.tag] : [], signal });
+      // registry → oci wrote the layout above, where a failure removes what it created.
+      if (!srcRef) await oci.writeImageToLayout(dstOci.dir, image, { tags: dstOci.tag !== undefined ? [dstOci.tag] : [], signal });
     } else {
       await archive.writeDockerArchive(dstArchive!.file, image, { refs: dstArchive!.ref !== undefined ? [dstArchive!.ref] : [], signal });
     }
