@@ -47,6 +47,12 @@ export interface TestRegistry {
   tokenIssuer?: TokenIssuer;
   /** Requests the registry served so far, parsed from its access log. */
   accessLog(): AccessLogEntry[];
+  /**
+   * The access log once it has caught up: the registry writes a line after it answers, and the pipe
+   * brings it later still, so a count read right after the last response can be one short under load.
+   * Waits until the log has `min` entries and no output arrived for 150 ms (at most 5 s).
+   */
+  settledAccessLog(min?: number): Promise<AccessLogEntry[]>;
   stop(): Promise<void>;
 }
 
@@ -120,6 +126,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     let port = 0;
     let stdout = '';
     let stderr = '';
+    let lastOutputAt = Date.now();
     let proc: ChildProcess | undefined;
     let exited: Promise<void> = Promise.resolve();
     for (let attempt = 1; ; attempt++) {
@@ -138,8 +145,14 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       const p = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
       proc = p;
       child = p;
-      p.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      p.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      p.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+        lastOutputAt = Date.now();
+      });
+      p.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+        lastOutputAt = Date.now();
+      });
       exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
       if (await waitReady(`http://127.0.0.1:${port}`, p, () => stderr)) break;
       await exited;
@@ -157,6 +170,14 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       ...(tokenIssuer ? { tokenIssuer } : {}),
       // gorilla's CombinedLoggingHandler writes the access log to stdout.
       accessLog: () => parseAccessLog(stdout + '\n' + stderr),
+      settledAccessLog: async (min = 0) => {
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          const log = parseAccessLog(stdout + '\n' + stderr);
+          if ((log.length >= min && Date.now() - lastOutputAt >= 150) || Date.now() > deadline) return log;
+          await sleep(25);
+        }
+      },
       stop: async () => {
         if (running.exitCode === null) {
           running.kill('SIGTERM');

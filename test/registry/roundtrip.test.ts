@@ -55,10 +55,10 @@ for (const auth of ['none', 'htpasswd', 'token'] as RegistryAuth[]) {
         }
 
         // Pulling again with a warm store: one HEAD resolves the tag, nothing is downloaded.
-        const logBefore = reg.accessLog().length;
+        const logBefore = (await reg.settledAccessLog()).length;
         const warm = await pullImage(parseReference(`${reg.host}/rt/app:v1`), { client, store });
         assert.equal(warm.image.digest, image.digest);
-        assert.deepEqual(reg.accessLog().slice(logBefore).map((e) => `${e.method} ${e.path}`), ['HEAD /v2/rt/app/manifests/v1']);
+        assert.deepEqual((await reg.settledAccessLog(logBefore + 1)).slice(logBefore).map((e) => `${e.method} ${e.path}`), ['HEAD /v2/rt/app/manifests/v1']);
 
         // A second push of the same image sends no bytes: blobs are present and the tag already matches.
         const again = await pushImage(image, { registry: reg.host, repository: 'rt/app', tags: ['v1'] }, { client });
@@ -136,7 +136,7 @@ describe('dedup across repositories (token auth)', () => {
       assert.equal(stats.blobsMounted, 2);
       const uniqueBytes = shared.descriptor.size + images.reduce((s, im) => s + im.layers[1]!.descriptor.size + im.configBytes.length, 0);
       assert.equal(stats.bytesUploaded, uniqueBytes);
-      const log = reg.accessLog();
+      const log = await reg.settledAccessLog(stats.requests - reg.tokenIssuer!.requests.length + 1);
       const mounts = log.filter((e) => e.method === 'POST' && e.path.includes('mount=') && e.status === 201);
       assert.equal(mounts.length, 2);
       const sharedPuts = log.filter((e) => e.method === 'PUT' && e.path.includes(`digest=${encodeURIComponent(shared.descriptor.digest)}`));
@@ -184,7 +184,7 @@ describe('single flight and concurrency limits', () => {
       const stats = pusher.stats()[reg.host]!;
       assert.equal(stats.blobsUploaded, 4); // shared, unique layer, two configs
       assert.equal(stats.blobsMounted, 1); // shared into sf/two
-      const puts = reg.accessLog().filter((e) => e.method === 'PUT' && e.path.includes('/blobs/uploads/'));
+      const puts = (await reg.settledAccessLog()).filter((e) => e.method === 'PUT' && e.path.includes('/blobs/uploads/'));
       assert.equal(puts.length, 4);
     } finally {
       await client.close();
@@ -208,7 +208,7 @@ describe('manifest PUT with a blob the registry lost', () => {
       const hex = layer.descriptor.digest.slice('sha256:'.length);
       await rmFile(join(reg.storageDir, 'docker/registry/v2/repositories/lost/app/_layers/sha256', hex), { recursive: true });
       await pusher.push({ registry: reg.host, repository: 'lost/app', tags: ['two'], root: image });
-      const log = reg.accessLog();
+      const log = await reg.settledAccessLog();
       const tagPuts = log.filter((e) => e.method === 'PUT' && e.path === '/v2/lost/app/manifests/two');
       assert.deepEqual(tagPuts.map((e) => e.status), [400, 201]);
       assert.equal(pusher.stats()[reg.host]!.blobsUploaded, 3); // layer + config, then the layer again
