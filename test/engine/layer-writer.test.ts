@@ -9,7 +9,7 @@ import { compareLayerPaths, normalizeLayerPath, planLayer, type ChangeEntry, typ
 import { RLE_MEM_LEVEL, chooseBlockMethod, parallelGzip } from '../../src/engine/layer/gzip.js';
 import { readTar } from '../../src/engine/layer/tar-reader.js';
 import { encodeHeader } from '../../src/engine/layer/tar-format.js';
-import { writeLayer } from '../../src/engine/layer/writer.js';
+import { BufferPool, tarBlocks, writeLayer } from '../../src/engine/layer/writer.js';
 import { sha256Digest } from '../../src/image/digest.js';
 import { DirBlobStore, gnuTarList, tempDir } from './layer-helpers.js';
 
@@ -248,6 +248,27 @@ describe('writeLayer', () => {
     ac.abort();
     await assert.rejects(writeLayer(changes, store, { signal: ac.signal }), (e: Error) => e.name === 'AbortError');
     assert.doesNotMatch(execFileSync('ls', ['-a', join(tmp.path, 'blobs')], { encoding: 'utf8' }), /\.tmp-/);
+  });
+
+  it('notices a source file that grew, in the middle of a block and when it ends exactly at a block boundary', async () => {
+    const src = join(tmp.path, 'src/grown');
+    writeFileSync(src, Buffer.alloc(3000, 'x'));
+    // Recorded one byte short of what is there: the read asks for one byte more and gets it.
+    const grown: ChangeSet = { entries: [entry('f', 'file', { size: 2999, source: src })], deletions: [], opaqueDirs: [] };
+    await assert.rejects(writeLayer(grown, store), (e: Error & { code?: string }) => e.code === 'layer/file-changed');
+    // Header (512, plus a PAX header for the nanosecond mtime) + contents filling the 4 KiB block
+    // exactly: no room for the extra byte, so the separate probe read has to catch it.
+    const pool = new BufferPool(4096, 2);
+    const items = planLayer({ entries: [entry('g', 'file', { size: 4096 - 512, source: src, mtimeNs: 0n })], deletions: [], opaqueDirs: [] });
+    const blocks = async (): Promise<number> => {
+      let n = 0;
+      for await (const b of tarBlocks(items, { pool })) n += b.length;
+      return n;
+    };
+    writeFileSync(src, Buffer.alloc(4096 - 512 + 1, 'x'));
+    await assert.rejects(blocks(), (e: Error & { code?: string }) => e.code === 'layer/file-changed');
+    writeFileSync(src, Buffer.alloc(4096 - 512, 'x'));
+    assert.equal(await blocks(), 4096 + 1024, 'the same file at its recorded size ends on the boundary, then the end-of-archive blocks');
   });
 
   it('fails without leaving a blob when a source file changes size', async () => {

@@ -204,9 +204,17 @@ export async function* tarBlocks(items: readonly LayerItem[], options: TarBlockO
     const fd = openSync(e.source, fsc.O_RDONLY | fsc.O_NOFOLLOW);
     try {
       let left = e.size;
+      // Where the block has room, each read asks for one byte more than the file should have left:
+      // a short read then shows the end was reached (a regular file reads short only at its end),
+      // and only a file that ends exactly at a block boundary needs a separate read to prove it
+      // has not grown (20,000 files: 20,000 syscalls fewer). The extra byte, if it came, lands in
+      // block space the next entry overwrites, and is an error anyway.
+      let atEnd = false;
       while (left > 0) {
-        const n = readSync(fd, block, used, Math.min(size - used, left), null);
-        if (n === 0) throw fileChanged(e);
+        const want = Math.min(size - used, left + 1);
+        const n = readSync(fd, block, used, want, null);
+        if (n === 0 || n > left) throw fileChanged(e);
+        atEnd = n < want;
         left -= n;
         used += n;
         if (used === size) {
@@ -216,7 +224,7 @@ export async function* tarBlocks(items: readonly LayerItem[], options: TarBlockO
           options.signal?.throwIfAborted();
         }
       }
-      if (readSync(fd, probe, 0, 1, null) !== 0) throw fileChanged(e);
+      if (!atEnd && readSync(fd, probe, 0, 1, null) !== 0) throw fileChanged(e);
     } finally {
       closeSync(fd);
     }
