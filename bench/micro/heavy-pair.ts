@@ -6,8 +6,11 @@
  *
  * Usage: node --import tsx bench/micro/heavy-pair.ts [--files 20000] [--bytes 200000000] [--reps 3] [--snapshotter auto|walk|overlay] [--profile DIR]
  *        [--node-flags '--max-semi-space-size=2 --liftoff-only']   (V8 flags for the stowage runs: memory experiments)
+ *        [--variant NAME='FLAGS']…   several flag sets compared in one interleaved run (replaces --node-flags);
+ *                                     FLAGS `launcher` runs bin/stowage as a program, so its shebang's flags apply
+ * The private build is bundled like `npm run build` does, so it loads what an installed stowage loads.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -28,16 +31,29 @@ const SNAPSHOTTER = arg('snapshotter', 'auto');
 const REPO = resolve(import.meta.dirname, '../..');
 const ROOT = '/dev/shm/stowage-micro';
 
+const all = (name: string): string[] => process.argv.flatMap((a, i) => (a === `--${name}` ? [process.argv[i + 1]!] : []));
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const load = (): string => loadavg()[0]!.toFixed(1);
 
-/** wall ms, CPU ms, peak RSS MB of a command (GNU time). */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): { wall: number; cpu: number; rssMb: number } {
+/**
+ * wall ms, CPU ms, peak RSS MB of a command (GNU time). Asynchronous on purpose: the registry's
+ * access log goes to a pipe this process drains, and a spawnSync would stop the draining until the
+ * registry blocks on a full pipe mid-request (a hang after a few dozen builds).
+ */
+async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ wall: number; cpu: number; rssMb: number }> {
   const t0 = performance.now();
-  const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', cmd, ...args], { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+  const child = spawn('/usr/bin/time', ['-f', '%U %S %M', cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const code = await new Promise<number | null>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', res);
+  });
   const wall = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
-  const [u, s, m] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
+  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${stdout}\n${stderr}`);
+  const [u, s, m] = stderr.trim().split('\n').pop()!.split(' ').map(Number);
   return { wall, cpu: (u! + s!) * 1000, rssMb: m! / 1024 };
 }
 
@@ -47,6 +63,8 @@ function privateBuild(dir: string): string {
   } catch {
     // other engineers' work in progress may not type-check; tsc still emits
   }
+  execFileSync(process.execPath, [join(REPO, 'scripts/gen-validator.mjs'), join(dir, 'dist')], { cwd: REPO, stdio: 'ignore' });
+  execFileSync(process.execPath, [join(REPO, 'scripts/bundle.mjs'), join(dir, 'dist')], { cwd: REPO, stdio: 'ignore' });
   mkdirSync(join(dir, 'bin'), { recursive: true });
   copyFileSync(join(REPO, 'bin/stowage'), join(dir, 'bin/stowage'));
   for (const n of ['schema', 'package.json', 'node_modules']) if (!existsSync(join(dir, n))) symlinkSync(join(REPO, n), join(dir, n));
@@ -59,7 +77,11 @@ async function main(): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: work };
   // --profile DIR: V8 CPU profiles of the stowage runs (open in Chrome devtools).
   const profile = arg('profile', '') === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(arg('profile', ''))}`];
-  profile.push(...arg('node-flags', '').split(' ').filter((f) => f !== ''));
+  const variants = (all('variant').length > 0 ? all('variant') : [`default=${arg('node-flags', '')}`]).map((v) => {
+    const eq = v.indexOf('=');
+    const flags = v.slice(eq + 1).trim();
+    return { name: v.slice(0, eq), launcher: flags === 'launcher', flags: flags === 'launcher' ? [] : flags.split(' ').filter((f) => f !== '') };
+  });
   process.env.TMPDIR = work;
   const registry = await startRegistry();
   try {
@@ -76,38 +98,48 @@ async function main(): Promise<void> {
     await writeScripts(join(template, 'bench'));
     writeFileSync(join(ctx, 'Dockerfile'), snapshotDockerfile(FILES, BYTES));
     writeFileSync(join(ctx, 'Dockerfile.small'), 'ARG BASE\nFROM ${BASE}\nRUN echo one > /one\nCOPY gen.sh /gen.sh\nRUN echo two > /two\n');
-    const exec = (dockerfile: string, i: number) => {
+    const exec = async (variant: (typeof variants)[number], dockerfile: string, i: number) => {
       const args = ['executor', '--dockerfile', join(ctx, dockerfile), '--context', ctx, '--build-arg', `BASE=${ref}`, '--destination', `oci:${work}/out-${i}:x`, '--cache-dir', `${work}/cache-${i}`, '--insecure-registry', registry.host, '--snapshotter', SNAPSHOTTER];
       try {
-        return timed(process.execPath, [...profile, stowage, ...args], env);
+        if (variant.launcher) return await timed(stowage, args, profile.length > 0 ? { ...env, NODE_OPTIONS: profile.join(' ') } : env);
+        return await timed(process.execPath, [...profile, ...variant.flags, stowage, ...args], env);
       } finally {
         rmSync(`${work}/out-${i}`, { recursive: true, force: true });
         rmSync(`${work}/cache-${i}`, { recursive: true, force: true });
       }
     };
-    console.log(`# heavy pair ${FILES} files / ${BYTES / 1e6} MB, snapshotter ${SNAPSHOTTER}${profile.length > 0 ? `, node ${profile.join(' ')}` : ''}, ${new Date().toISOString()}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-    const st: ReturnType<typeof timed>[] = [];
+    console.log(`# heavy pair ${FILES} files / ${BYTES / 1e6} MB, snapshotter ${SNAPSHOTTER}${profile.length > 0 ? `, node ${profile.join(' ')}` : ''}, variants ${variants.map((v) => `${v.name}=[${v.launcher ? 'launcher' : v.flags.join(' ')}]`).join(' ')}, ${new Date().toISOString()}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    type Sample = Awaited<ReturnType<typeof timed>>;
+    const st = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
+    const small = new Map<string, Sample[]>(variants.map((v) => [v.name, []]));
     const bw: number[] = [];
-
-    const small: ReturnType<typeof timed>[] = [];
     for (let i = 0; i < REPS; i++) {
       const rootfs = join(work, `rootfs-${i}`);
       execFileSync('cp', ['-a', template, rootfs]);
-      const g = timed('bwrap', bwrapArgs(rootfs, ['/bin/sh', '/bench/gen.sh', String(FILES), String(BYTES), '/data']), env);
-      const m = timed('bwrap', bwrapArgs(rootfs, ['/bin/sh', '/bench/mutate.sh', '/data']), env);
+      const g = await timed('bwrap', bwrapArgs(rootfs, ['/bin/sh', '/bench/gen.sh', String(FILES), String(BYTES), '/data']), env);
+      const m = await timed('bwrap', bwrapArgs(rootfs, ['/bin/sh', '/bench/mutate.sh', '/data']), env);
       bw.push(g.wall + m.wall);
 
       rmSync(rootfs, { recursive: true, force: true });
-      const s = exec('Dockerfile', i);
-      st.push(s);
-      // (bwrap's own rusage does not include the sandboxed commands' CPU, so only wall is compared.)
-      console.log(`run ${i}: commands alone ${bw[i]!.toFixed(0)} ms, stowage ${s.wall.toFixed(0)} ms (cpu ${s.cpu.toFixed(0)} ms, peak RSS ${s.rssMb.toFixed(0)} MB), load ${load()}`);
-      small.push(exec('Dockerfile.small', 100 + i));
+      for (const [k, v] of variants.entries()) {
+        const s = await exec(v, 'Dockerfile', i * 10 + k);
+        st.get(v.name)!.push(s);
+        // (bwrap's own rusage does not include the sandboxed commands' CPU, so only wall is compared.)
+        console.log(`run ${i} ${v.name}: commands alone ${bw[i]!.toFixed(0)} ms, stowage ${s.wall.toFixed(0)} ms (cpu ${s.cpu.toFixed(0)} ms, peak RSS ${s.rssMb.toFixed(0)} MB), load ${load()}`);
+        small.get(v.name)!.push(await exec(v, 'Dockerfile.small', 1000 + i * 10 + k));
+      }
     }
     const b = median(bw);
-    const s = median(st.map((x) => x.wall));
-    console.log(`median: commands alone ${b.toFixed(0)} ms; stowage ${s.toFixed(0)} ms; overhead ${(s - b).toFixed(0)} ms; peak RSS ${median(st.map((x) => x.rssMb)).toFixed(0)} MB (load ${load()})`);
-    console.log(`small case (FROM busybox, RUN, COPY, RUN): median ${median(small.map((x) => x.wall)).toFixed(0)} ms wall, ${median(small.map((x) => x.cpu)).toFixed(0)} ms CPU, peak RSS ${median(small.map((x) => x.rssMb)).toFixed(0)} MB`);
+    for (const v of variants) {
+      const runs = st.get(v.name)!;
+      const s = median(runs.map((x) => x.wall));
+      const sm = small.get(v.name)!;
+      console.log(
+        `${v.name} median: commands alone ${b.toFixed(0)} ms; stowage ${s.toFixed(0)} ms; overhead ${(s - b).toFixed(0)} ms; CPU ${median(runs.map((x) => x.cpu)).toFixed(0)} ms; ` +
+          `peak RSS ${median(runs.map((x) => x.rssMb)).toFixed(0)} MB (${runs.map((x) => x.rssMb.toFixed(0)).join(' ')}) (load ${load()})`,
+      );
+      console.log(`${v.name} small case (FROM busybox, RUN, COPY, RUN): median ${median(sm.map((x) => x.wall)).toFixed(0)} ms wall, ${median(sm.map((x) => x.cpu)).toFixed(0)} ms CPU, peak RSS ${median(sm.map((x) => x.rssMb)).toFixed(0)} MB`);
+    }
   } finally {
     await registry.stop();
     rmSync(work, { recursive: true, force: true });
