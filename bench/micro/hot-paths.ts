@@ -7,10 +7,12 @@
  *     listing), the byte-run diff of two listings
  *   walk prepare (private copy) / release                      vs  cp -a / rm -rf of the same tree
  *   overlay prepare / snapshot / release
- *   layer write of 200 MB random content                       vs  single-stream gzip (zlib, same level)
+ *   layer write of 200 MB in 10 KB files                        vs  single-stream gzip (zlib, same level)
+ *     (content: base64 of random bytes by default, like the heavy pair's: what gzip.ts codes with
+ *     Z_RLE; --content random: what it stores)
  *     (with this process's peak RSS growth while writing: the layer writer's memory)
  *
- * Usage: node --import tsx bench/micro/hot-paths.ts [--files N] [--mb M] [--reps R] [--only walk,overlay,gzip]
+ * Usage: node --import tsx bench/micro/hot-paths.ts [--files N] [--mb M] [--reps R] [--only walk,overlay,gzip] [--content base64|random]
  * Prints medians with the load average next to each, and ratios against the yardstick.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -40,6 +42,7 @@ const FILES = Number(arg('files', '100000'));
 const MB = Number(arg('mb', '200'));
 const REPS = Number(arg('reps', '3'));
 const ONLY = new Set(arg('only', 'walk,overlay,gzip').split(','));
+const CONTENT = arg('content', 'base64');
 const ROOT = '/dev/shm/stowage-micro';
 
 const load = (): string => loadavg()[0]!.toFixed(1);
@@ -204,15 +207,16 @@ async function main(): Promise<void> {
       }
     }
     if (ONLY.has('gzip')) {
-      // One file of MB random bytes in 10 KB files, like the heavy pair's first RUN.
+      // MB of content in 10 KB files, like the heavy pair's first RUN.
       const dir = `${work}/random`;
+      const content = (): Buffer => (CONTENT === 'random' ? randomBytes(10_000) : Buffer.from(randomBytes(7_500).toString('base64')));
       const count = MB * 100;
       const entries: ChangeEntry[] = [];
       for (let i = 0; i < count; i++) {
         const d = `${dir}/d${Math.floor(i / 1000)}`;
         if (i % 1000 === 0) mkdirSync(d, { recursive: true });
         const p = `${d}/f${i}`;
-        writeFileSync(p, randomBytes(10_000));
+        writeFileSync(p, content());
         entries.push({ path: p.slice(dir.length + 1), type: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtimeNs: 0n, size: 10_000, source: p });
       }
       const catFile = `${work}/all.bin`;
@@ -226,7 +230,7 @@ async function main(): Promise<void> {
           }),
         );
       }
-      const single = report(`zlib gzip -6 single stream (${MB} MB)`, singles);
+      const single = report(`zlib gzip -6 single stream (${MB} MB ${CONTENT})`, singles);
       const gzipCli: Sample[] = [];
       for (let i = 0; i < REPS; i++) gzipCli.push(timeChild('sh', ['-c', `gzip -6 -c ${catFile} > /dev/null`]));
       report(`gzip(1) -6 (${MB} MB)`, gzipCli);
