@@ -9,7 +9,7 @@
  * Like the step cache, a problem here never fails a build: a missing blob, a corrupt or expired
  * record — each means "build it".
  */
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, open, opendir, readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Image } from '../image/blob.js';
@@ -70,6 +70,27 @@ export class BuiltImages {
 
   private recordPath(key: string): string {
     return join(this.dir, `${key.replace(/^sha256:/, '')}.json`);
+  }
+
+  /**
+   * Whether any image is recorded at all, for a caller that would start work early when nothing
+   * can be reused (a cold cache); one directory read. A record may still be expired or incomplete.
+   */
+  async anyRecorded(signal: AbortSignal): Promise<boolean> {
+    signal.throwIfAborted();
+    let dir;
+    try {
+      dir = await opendir(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+    try {
+      for (let entry = await dir.read(); entry !== null; entry = await dir.read()) if (entry.name.endsWith('.json')) return true;
+      return false;
+    } finally {
+      await dir.close();
+    }
   }
 
   /** The image recorded under `key`, with every blob of it in the store; undefined otherwise. */

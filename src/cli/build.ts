@@ -208,14 +208,16 @@ export async function runBuild(argv: string[]): Promise<number> {
   const built = new Map<string, Image>();
   /** Which image of the spec a reference names; known once the spec is loaded. */
   let ownerOf: (ref: string) => string | undefined = () => undefined;
-  // The engine (its modules, blob store, snapshotter and sandbox probes, which are child processes)
-  // needs nothing from the spec, so it loads and sets up while the spec and Dockerfiles compile.
-  // The stage runner (../engine/build-image.js) is loaded by the first image that builds: a run
-  // whose images are all unchanged needs only the setup and the destinations.
+  // The engine (its modules, blob store and registry client) needs nothing from the spec, so it
+  // loads and sets up while the spec and Dockerfiles compile. The stage runner
+  // (../engine/build-image.js) is loaded by the first image that builds, and the sandbox and overlay
+  // probes (child processes) start when the run knows it will build: a run whose images are all
+  // unchanged needs only the setup and the destinations.
   const setupFlight = import('../engine/setup.js').then(({ createEnginePorts }) => createEnginePorts({
     cacheDir,
     snapshotter,
     isolation,
+    probes: 'on-first-use',
     registry: {
       insecureRegistries: (values['insecure-registry'] as string[] | undefined) ?? [],
       registryMirrors: (values['registry-mirror'] as string[] | undefined) ?? [],
@@ -278,18 +280,26 @@ export async function runBuild(argv: string[]): Promise<number> {
     for (const v of graph.vertices) {
       if (v.base.kind === 'image') engine.engine.images.resolve(v.base.ref, parsePlatform(v.platform), controller.signal).catch(() => undefined);
     }
-    // The sandbox probes (child processes) may still be running: unchanged images are looked up
-    // meanwhile, but nothing is built or written before they succeed. Said once per run: which
-    // sandbox RUN steps get and why (chroot is no security boundary). A failed probe stops the run
-    // and is its error, as when nothing had started.
-    const probed = engine.ready.then(
-      (r) => progress.info(`RUN isolation: ${r.isolation.isolation} (${r.isolation.reason}); snapshotter: ${r.snapshotter}`),
-      (e: unknown) => {
-        controller.abort(e);
-        throw e;
-      },
-    );
-    probed.catch(() => undefined); // awaited before the first build or write, and after the graph
+    // The sandbox and overlay probes start once the run knows it will build something: at once when
+    // nothing can be reused (no step cache, or no image recorded yet: a cold run, where they overlap
+    // the base pull), else when the first image's lookup misses. Nothing is built before they
+    // succeed; a run whose images are all reused never starts them. Said once per run when they
+    // ran: which sandbox RUN steps get and why (chroot is no security boundary). A failed probe
+    // stops the run and is its error, as when nothing had started.
+    let probing: Promise<void> | undefined;
+    const probed = (): Promise<void> => {
+      if (!probing) {
+        probing = engine.probe().then(
+          (r) => progress.info(`RUN isolation: ${r.isolation.isolation} (${r.isolation.reason}); snapshotter: ${r.snapshotter}`),
+          (e: unknown) => {
+            controller.abort(e);
+            throw e;
+          },
+        );
+        probing.catch(() => undefined); // awaited before the first build, and after the graph
+      }
+      return probing;
+    };
     const ttlMs = await cacheTtl(values['cache-ttl'] as string | undefined, spec.cache);
     const stepCache = values['no-cache'] ? undefined : openStepCache(values['cache-repo'] as string | undefined, ttlMs, spec.cache, engine, (m) => progress.warn(m));
     const buildLimit = pLimit(jobs);
@@ -330,10 +340,18 @@ export async function runBuild(argv: string[]): Promise<number> {
           }),
         }
       : undefined;
+    if (!reuse) void probed();
+    else {
+      void reuse.images.anyRecorded(controller.signal).then(
+        (any) => {
+          if (!any) void probed();
+        },
+        () => void probed(),
+      );
+    }
     const builder = `stowage ${packageVersion()}`;
 
     const publishImage = async (name: string, image: Image, signal: AbortSignal): Promise<void> => {
-      await probed;
       const specImage = specImages.get(name)!;
       const skipRegistry = values['no-push'] === true || !specImage.push;
       const targets = specImage.destinations.filter((d) => !(skipRegistry && d.kind === 'registry')).map(engineDestination);
@@ -377,8 +395,10 @@ export async function runBuild(argv: string[]): Promise<number> {
               return { key, found };
             })
           : undefined;
+        // To be built: the probes start now (if nothing started them), not when a build slot frees.
+        if (!known?.found) void probed();
         const image = known?.found ?? await buildLimit(async () => {
-          await probed;
+          await probed();
           begin();
           const key = known?.key;
           const { buildDockerfile } = await import('../engine/build-image.js');
@@ -433,7 +453,7 @@ export async function runBuild(argv: string[]): Promise<number> {
         progress.imageDone(rowOf(o.id, rec));
       },
     });
-    await probed;
+    await probing;
 
     const allOk = [...outcomes.values()].every((o) => o.status === 'succeeded');
     if (publish === 'after-all') {

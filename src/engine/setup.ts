@@ -34,6 +34,13 @@ export interface EngineSetupOptions {
    * `none` stages get private rootfs and any RUN step is refused.
    */
   isolationNone?: IsolationNoneOptions;
+  /**
+   * When the probes behind `auto` choices (an overlay mount, a bubblewrap sandbox: child processes)
+   * start: at setup (the default), overlapping whatever the caller does next; or on first use — a
+   * rootfs prepared, a step run, `probe()` called — so a run that builds nothing (every image
+   * reused) never spends them.
+   */
+  probes?: 'at-setup' | 'on-first-use';
   signal: AbortSignal;
 }
 
@@ -65,9 +72,12 @@ export interface EngineSetup {
    * done: how RUN steps are isolated and why, and which snapshotter prepares rootfs, for the one
    * line the CLI prints. Rejects with the probe's error when RUN steps cannot be sandboxed here.
    * The probes run while the build starts (the base pull and unpack); what needs their answer
-   * (preparing a rootfs, running a step) waits for it.
+   * (preparing a rootfs, running a step) waits for it. With `probes: 'on-first-use'`, reading this
+   * starts them, like `probe()`.
    */
-  ready: Promise<EngineReady>;
+  readonly ready: Promise<EngineReady>;
+  /** Starts the probes unless they have started; settles as `ready` does (the same promise). */
+  probe(): Promise<EngineReady>;
   close(): Promise<void>;
 }
 
@@ -78,21 +88,19 @@ export interface EngineReady {
 
 export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSetup> {
   // What building needs beyond the store and the registry (the layer writer, the unpacker, the
-  // snapshotters, the sandbox) is imported when first used: a run that only reuses images it built
-  // before never loads it. The probes need only their own small modules.
-  const [{ FsBlobStore }, { storeLayer }, snapshotDetect, sandboxDetect, { RegistryClient }, { parseReference }, { pullImage }, { Pusher }, { StepCache }, { createRegistryCache }] =
-    await Promise.all([
-      import('../store/blob-store.js'),
-      import('../store/layers.js'),
-      import('./snapshot/detect.js'),
-      import('./sandbox/detect.js'),
-      import('../registry/client.js'),
-      import('../registry/reference.js'),
-      import('../registry/pull.js'),
-      import('../registry/push.js'),
-      import('../cache/step-cache.js'),
-      import('../cache/registry-cache.js'),
-    ]);
+  // snapshotters, the sandbox, and the probes' modules) is imported when first used: a run that only
+  // reuses images it built before never loads it.
+  const [{ FsBlobStore }, { storeLayer }, { RegistryClient }, { parseReference }, { pullImage }, { Pusher }, { StepCache }, { createRegistryCache }] = await Promise.all([
+    import('../store/blob-store.js'),
+    import('../store/layers.js'),
+    import('../registry/client.js'),
+    import('../registry/reference.js'),
+    import('../registry/pull.js'),
+    import('../registry/push.js'),
+    import('../cache/step-cache.js'),
+    import('../cache/registry-cache.js'),
+  ]);
+  const snapshotDetect = once(() => import('./snapshot/detect.js'));
   const lookupClients: InstanceType<typeof RegistryClient>[] = [];
   const store = await FsBlobStore.open(o.cacheDir);
   const client = new RegistryClient({
@@ -105,18 +113,22 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
   // wrote to absolute paths would miss the image); builds without RUN steps still work.
   const buildRoot = o.isolation === 'none' && o.isolationNone ? await createBuildRootFor(o.isolationNone, o.cacheDir) : undefined;
   // Probed concurrently with everything up to the first rootfs and the first RUN step (each probe
-  // is a child process or two; nothing waits for them before it must).
+  // is a child process or two; nothing waits for them before it must). Each starts once, on the
+  // first call; until a caller awaits it, a failure must not count as an unhandled rejection.
   const workRoot = join(o.cacheDir, 'work');
-  const kindFlight = buildRoot ? undefined : snapshotDetect.chooseSnapshotter({ kind: o.snapshotter, workRoot, signal: o.signal });
-  const isolationFlight: Promise<EngineReady['isolation']> = buildRoot
-    ? Promise.resolve({ isolation: 'none' as const, reason: buildRoot.reason })
-    : o.isolation === 'auto'
-      ? sandboxDetect.detectIsolation(o.signal)
-      : Promise.resolve({ isolation: o.isolation, reason: `chosen with --isolation=${o.isolation}` });
-  const ready = Promise.all([isolationFlight, kindFlight ?? buildRoot!.snapshotter.name]).then(([isolation, snapshotter]): EngineReady => ({ isolation, snapshotter }));
-  // Until a caller awaits them, a failed probe must not count as an unhandled rejection.
-  for (const p of [kindFlight, isolationFlight, ready]) p?.catch(() => undefined);
-  const snapshotter: SnapshotterPort = buildRoot?.snapshotter ?? lazySnapshotter(kindFlight!, o.snapshotter, (kind) => snapshotDetect.snapshotterOf(kind, { workRoot }));
+  let chosenKind: SnapshotterKind | undefined;
+  const chooseKind = once(() => quiet(snapshotDetect().then(async (d) => (chosenKind = await d.chooseSnapshotter({ kind: o.snapshotter, workRoot, signal: o.signal })))));
+  const isolationOf = once(
+    (): Promise<EngineReady['isolation']> =>
+      buildRoot
+        ? Promise.resolve({ isolation: 'none' as const, reason: buildRoot.reason })
+        : o.isolation === 'auto'
+          ? quiet(import('./sandbox/detect.js').then((d) => d.detectIsolation(o.signal)))
+          : Promise.resolve({ isolation: o.isolation, reason: `chosen with --isolation=${o.isolation}` }),
+  );
+  const probe = once(() => quiet(Promise.all([isolationOf(), buildRoot ? buildRoot.snapshotter.name : chooseKind()]).then(([isolation, snapshotter]): EngineReady => ({ isolation, snapshotter }))));
+  if ((o.probes ?? 'at-setup') === 'at-setup') probe();
+  const snapshotter: SnapshotterPort = buildRoot?.snapshotter ?? lazySnapshotter(chooseKind, () => chosenKind ?? o.snapshotter, async (kind) => (await snapshotDetect()).snapshotterOf(kind, { workRoot }));
   const runBuildRoot = buildRoot ? { buildRoot: buildRoot.snapshotter.root } : {};
   const runStep = once(async () => (await import('./sandbox/run-step.js')).runStep);
   const writeLayer = once(async () => (await import('./layer/writer.js')).writeLayer);
@@ -146,7 +158,7 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
     },
     sandbox: {
       runStep: async (request) => {
-        const { isolation } = await isolationFlight;
+        const { isolation } = await isolationOf();
         return (await runStep())({ ...request, isolation, ...runBuildRoot });
       },
     },
@@ -154,7 +166,10 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
   };
   return {
     engine,
-    ready,
+    get ready() {
+      return probe();
+    },
+    probe,
     push: async (image, refText, signal, progress) => {
       const ref = parseReference(refText);
       await pusher.push({ registry: ref.registry, repository: ref.repository, tags: ref.tag ? [ref.tag] : [], root: image, ...progress }, signal);
@@ -188,19 +203,24 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
 }
 
 /**
- * The snapshotter port before the probe has chosen one: the first `prepare` waits for the choice
- * and makes the snapshotter (loading its module); its name is the choice once known.
+ * The snapshotter port before the probe has chosen one: the first `prepare` starts the probe unless
+ * it has started, waits for the choice and makes the snapshotter (loading its module); its name is
+ * the choice once known.
  */
-function lazySnapshotter(chosen: Promise<SnapshotterKind>, asked: string, make: (kind: SnapshotterKind) => Promise<SnapshotterPort>): SnapshotterPort {
-  let name = asked;
-  void chosen.then((k) => (name = k), () => undefined);
-  const made = once(async () => make(await chosen));
+function lazySnapshotter(choose: () => Promise<SnapshotterKind>, name: () => string, make: (kind: SnapshotterKind) => Promise<SnapshotterPort>): SnapshotterPort {
+  const made = once(async () => make(await choose()));
   return {
     get name() {
-      return name;
+      return name();
     },
     prepare: async (options) => (await made()).prepare(options),
   };
+}
+
+/** `p` itself, marked handled: a probe nobody awaits yet must not fail the process when it rejects. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }
 
 /** `f`'s one result, made on the first call (a failure too: every caller gets the same answer). */
