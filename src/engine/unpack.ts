@@ -82,6 +82,7 @@ export interface UnpackResult {
 }
 
 const MAX_SYMLINK_HOPS = 40;
+const GUNZIP_CHUNK = 64 * 1024;
 
 /** A layer blob's bytes: a Readable (or any async iterable of chunks), or in-memory chunks. */
 export type LayerBytes = AsyncIterable<unknown> | Iterable<Uint8Array>;
@@ -116,7 +117,9 @@ async function* decompress(source: LayerBytes, signal: AbortSignal | undefined, 
     return;
   }
   if (kind === 'gzip') {
-    const gunzip = createGunzip();
+    // 64 KiB output chunks instead of zlib's 16 KiB: a quarter of the trips through the thread pool,
+    // the hashing and the tar reader per layer.
+    const gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK });
     const piping = pipeline(Readable.from(body), gunzip, { signal }).catch((e: unknown) => gunzip.destroy(e as Error));
     try {
       for await (const c of gunzip) yield c as Buffer;
