@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { bwrapArgs, snapshotDockerfile } from '../workloads/snapshot.js';
 import { writeScripts } from '../workloads/scripts.js';
 import { busyboxLayout } from '../../test/helpers/busybox-image.js';
+import { shebangNodeFlags } from './launcher.js';
 import { startRegistry } from '../../test/helpers/registry.js';
 
 const arg = (name: string, dflt: string): string => {
@@ -101,7 +102,8 @@ async function main(): Promise<void> {
     const exec = async (variant: (typeof variants)[number], dockerfile: string, i: number) => {
       const args = ['executor', '--dockerfile', join(ctx, dockerfile), '--context', ctx, '--build-arg', `BASE=${ref}`, '--destination', `oci:${work}/out-${i}:x`, '--cache-dir', `${work}/cache-${i}`, '--insecure-registry', registry.host, '--snapshotter', SNAPSHOTTER];
       try {
-        if (variant.launcher) return await timed(stowage, args, profile.length > 0 ? { ...env, NODE_OPTIONS: profile.join(' ') } : env);
+        // (Node 20 refuses --cpu-prof in NODE_OPTIONS: a profiled launcher run is node + the shebang's flags.)
+        if (variant.launcher) return await (profile.length > 0 ? timed(process.execPath, [...shebangNodeFlags(stowage), ...profile, stowage, ...args], env) : timed(stowage, args, env));
         return await timed(process.execPath, [...profile, ...variant.flags, stowage, ...args], env);
       } finally {
         rmSync(`${work}/out-${i}`, { recursive: true, force: true });

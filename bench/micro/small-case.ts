@@ -14,7 +14,7 @@
  *                      shebang carries stowage's own node flags)
  *   --without-env NAME the stowage runs get the environment without NAME (e.g. NODE_EXTRA_CA_CERTS,
  *                      which makes Node parse its whole CA store at start); repeatable
- *   --profile DIR      a V8 CPU profile per run (--cpu-prof through NODE_OPTIONS), for Chrome devtools
+ *   --profile DIR      a V8 CPU profile per run (--cpu-prof), to open in Chrome devtools
  *   --strace DIR       `strace -f -tt -e trace=execve,clone,clone3,fsync,fdatasync,mount,wait4` per run
  *   --strace-events L  the syscalls strace shows instead (e.g. openat,execve)
  */
@@ -25,6 +25,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { busyboxLayout } from '../../test/helpers/busybox-image.js';
 import { startRegistry } from '../../test/helpers/registry.js';
+import { shebangNodeFlags } from './launcher.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string): string => {
@@ -99,10 +100,15 @@ async function main(): Promise<void> {
       const cache = join(work, `cache-${tag}`);
       const executor = ['executor', '--dockerfile', join(ctx, 'Dockerfile'), '--context', ctx, '--build-arg', `BASE=${ref}`, '--destination', `oci:${out}:small`, '--cache-dir', cache, '--insecure-registry', registry.host];
       // As users run it: the launcher is executed, so its shebang's node flags apply. --node-flags
-      // runs node with those flags instead (the shebang is then not read); --profile goes through
-      // NODE_OPTIONS so it adds to either.
-      if (profileDir !== '') runEnv.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${resolve(profileDir)} --cpu-prof-name=${tag}.cpuprofile`;
-      const [file, ...argv] = nodeFlags.length > 0 ? [process.execPath, ...nodeFlags, bin, ...executor] : [bin, ...executor];
+      // runs node with those flags instead (the shebang is then not read); --profile runs node with
+      // the shebang's flags plus --cpu-prof (Node 20 refuses --cpu-prof in NODE_OPTIONS).
+      const profile = profileDir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${resolve(profileDir)}`, `--cpu-prof-name=${tag}.cpuprofile`];
+      const [file, ...argv] =
+        nodeFlags.length > 0
+          ? [process.execPath, ...nodeFlags, ...profile, bin, ...executor]
+          : profile.length > 0
+            ? [process.execPath, ...shebangNodeFlags(bin), ...profile, bin, ...executor]
+            : [bin, ...executor];
       try {
         if (straceDir !== '') {
           mkdirSync(straceDir, { recursive: true });
