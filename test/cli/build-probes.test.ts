@@ -43,7 +43,8 @@ interface Meta {
 
 /** Asynchronous, so this process keeps reading the registry's log while stowage runs. */
 function build(dir: string, prefix: string[] = []): Promise<{ code: number | null; stderr: string; meta?: Meta }> {
-  const [file, ...args] = [...prefix, STOWAGE, 'build', '--metadata-file', 'meta.json', '--progress', 'plain'] as [string, ...string[]];
+  const [file, ...args] = [...prefix, STOWAGE, 'build', '--metadata-file', 'meta.json', '--progress', 'plain'];
+  if (file === undefined) throw new Error('nothing to run');
   return new Promise((resolve, reject) => {
     rmSync(join(dir, 'meta.json'), { force: true });
     const child = spawn(file, args, { cwd: dir, env: { ...process.env, STOWAGE_CACHE_DIR: join(work, 'cache'), CI: 'true', NO_COLOR: '1' } });
