@@ -5,7 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { PassThrough, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
+import type tar from 'tar-stream';
 import type { Image, Layer } from '../image/blob.js';
 import { serialize } from '../image/canonical.js';
 import { digestHex, sha256Digest, type Digest } from '../image/digest.js';
@@ -85,7 +85,9 @@ export async function writeDockerArchive(file: string, image: Image, options: { 
   const manifest: ArchiveManifestEntry[] = [{ Config: configName, RepoTags: repoTags, Layers: layerNames }];
 
   const tmp = join(dirname(file), `.${basename(file)}.tmp-${randomBytes(6).toString('hex')}`);
-  const pack = tar.pack();
+  // tar-stream (and its five dependencies) only when an archive is really written: bundled into a
+  // command's file, a top-level import would load them on every run of it.
+  const pack = (await import('tar-stream')).pack();
   const out = pipeline(pack, await createExclusiveWriteStream(tmp), signal ? { signal } : {});
   const fill = (async () => {
     const configD: Descriptor = { ...image.manifest.config, size: image.configBytes.byteLength };
