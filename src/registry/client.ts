@@ -1,13 +1,13 @@
 /**
- * The HTTP layer for registries: one keep-alive connection pool per origin (Node's own http/https
- * agents), auth (ping → challenge → Bearer token per scope set, or Basic), retries with jittered
- * backoff that honours Retry-After, redirects with Authorization dropped across origins, plain HTTP
- * only where allowed.
+ * The HTTP layer for registries: one undici Pool per origin, auth (ping → challenge → Bearer token
+ * per scope set, or Basic), retries with jittered backoff that honours Retry-After, redirects with
+ * Authorization dropped across origins, plain HTTP only where allowed.
  *
  * Holds per-run caches (pools, challenges, tokens) in the client instance, never at module level.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Readable, pipeline } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { createPool, poolRequest, type Pool } from './undici-pool.js';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StowageError, isAbortError } from '../util/errors.js';
 import {
@@ -77,8 +77,9 @@ export interface RegistryRequest {
   followRedirects?: boolean;
   /** Statuses returned to the caller; anything else becomes a classified StowageError. */
   expect: readonly number[];
-  /** No byte either way for this long (waiting for the answer, or within its body) fails the exchange; default 300 s. */
   headersTimeoutMs?: number;
+  /** Buffering of the response body stream (undici's default is 64 KiB); blob downloads read bigger slices. */
+  bodyHighWaterMark?: number;
   /** Counts every HTTP exchange this request causes (retries, token fetches) for stats. */
   counter?: { requests: number };
 }
@@ -89,95 +90,6 @@ export interface RegistryResponse {
   body: Readable;
   /** URL that answered (after redirects), for resolving relative Locations. */
   url: string;
-}
-
-/** What one HTTP exchange returns: a status, lower-case headers (repeated ones as an array), the body. */
-interface RawResponse {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Readable;
-}
-
-/** How long a connection may sit idle in a pool (undici's default): well inside any server's own keep-alive. */
-const IDLE_CONNECTION_MS = 4_000;
-/** A connection that is not up after this long is given up (and retried as a network error). */
-const CONNECT_TIMEOUT_MS = 10_000;
-/** No byte either way for this long (waiting for headers, or between body chunks) fails the exchange. */
-const DEFAULT_IDLE_REQUEST_MS = 300_000;
-
-/**
- * The connections to one origin, through Node's own http(s) agent: keep-alive, at most `connections`
- * at once, idle ones closed after IDLE_CONNECTION_MS (or before the server's Keep-Alive hint). Node's
- * HTTP parser is native; undici's is WebAssembly, and loading undici and compiling its parser was
- * most of what a warm rebuild spent on HTTP (~45 ms of CPU, for ~20 small requests).
- */
-class OriginPool {
-  private readonly transport: Promise<{ request: typeof httpRequest; agent: HttpAgent }>;
-
-  constructor(
-    private readonly origin: URL,
-    connections: number,
-  ) {
-    const agentOptions = { keepAlive: true, maxSockets: connections, timeout: IDLE_CONNECTION_MS };
-    // TLS is loaded only for an https origin: a local plain-HTTP registry never needs it.
-    this.transport =
-      origin.protocol === 'https:'
-        ? import('node:https').then((https) => ({ request: https.request as typeof httpRequest, agent: new https.Agent(agentOptions) }))
-        : Promise.resolve({ request: httpRequest, agent: new HttpAgent(agentOptions) });
-  }
-
-  async request(o: { path: string; method: HttpMethod; headers: Record<string, string>; body?: Uint8Array | Readable; idleTimeoutMs: number; signal?: AbortSignal }): Promise<RawResponse> {
-    const { request, agent } = await this.transport;
-    o.signal?.throwIfAborted();
-    const headers = o.body instanceof Uint8Array && o.headers['content-length'] === undefined ? { ...o.headers, 'content-length': String(o.body.byteLength) } : o.headers;
-    return new Promise<RawResponse>((resolve, reject) => {
-      const req = request(
-        {
-          protocol: this.origin.protocol,
-          // An IPv6 literal is bracketed in a URL, not in a socket address.
-          hostname: this.origin.hostname.replace(/^\[(.*)\]$/, '$1'),
-          port: this.origin.port,
-          path: o.path,
-          method: o.method,
-          headers,
-          agent,
-          ...(o.signal ? { signal: o.signal } : {}),
-        },
-        (res: IncomingMessage) => resolve({ statusCode: res.statusCode ?? 0, headers: distinctHeaders(res), body: res }),
-      );
-      // Every error of the exchange settles it once; later ones (a body cut after the headers) reach
-      // the body stream's reader.
-      req.on('error', reject);
-      req.setTimeout(o.idleTimeoutMs, () => req.destroy(timeoutError(`no data for ${Math.round(o.idleTimeoutMs / 1000)} s`)));
-      req.once('socket', (socket) => {
-        if (!socket.connecting) return;
-        const t = setTimeout(() => req.destroy(timeoutError(`could not connect within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
-        socket.once('connect', () => clearTimeout(t));
-        socket.once('close', () => clearTimeout(t));
-      });
-      if (o.body instanceof Readable) {
-        // A failing body stream fails the request (pipeline destroys it with the stream's error).
-        pipeline(o.body, req, () => undefined);
-      } else {
-        req.end(o.body);
-      }
-    });
-  }
-
-  async close(): Promise<void> {
-    (await this.transport).agent.destroy();
-  }
-}
-
-/** Response headers as undici gave them: one string, or an array when the header was repeated. */
-function distinctHeaders(res: IncomingMessage): Record<string, string | string[] | undefined> {
-  const out: Record<string, string | string[] | undefined> = {};
-  for (const [k, v] of Object.entries(res.headersDistinct)) if (v) out[k] = v.length === 1 ? v[0] : v;
-  return out;
-}
-
-function timeoutError(message: string): Error {
-  return Object.assign(new Error(message), { code: 'ETIMEDOUT' });
 }
 
 export function header(res: Pick<RegistryResponse, 'headers'>, name: string): string | undefined {
@@ -240,7 +152,7 @@ export interface MirrorEndpoint {
 }
 
 export class RegistryClient {
-  private readonly pools = new Map<string, OriginPool>();
+  private readonly pools = new Map<string, Pool>();
   private readonly hosts = new Map<string, HostState>();
   private readonly credentialSource: CredentialSource;
   private readonly insecure: Set<string>;
@@ -289,11 +201,11 @@ export class RegistryClient {
     return `${this.isInsecure(registry) ? 'http' : 'https'}://${registryApiHost(registry)}`;
   }
 
-  private pool(origin: URL): OriginPool {
-    let p = this.pools.get(origin.origin);
+  private pool(origin: string): Pool {
+    let p = this.pools.get(origin);
     if (!p) {
-      p = new OriginPool(origin, this.connections);
-      this.pools.set(origin.origin, p);
+      p = createPool(origin, { connections: this.connections, headersTimeout: 300_000, bodyTimeout: 300_000 });
+      this.pools.set(origin, p);
     }
     return p;
   }
@@ -315,7 +227,7 @@ export class RegistryClient {
   async close(): Promise<void> {
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(pools.map((p) => p.close().catch(() => undefined)));
+    await Promise.all(pools.map((p) => p.close().catch(() => p.destroy())));
   }
 
   private credentials(registry: string, signal?: AbortSignal): Promise<Credentials | undefined> {
@@ -327,21 +239,26 @@ export class RegistryClient {
   /** One raw exchange, with network errors classified; no auth, no retry. */
   private async exchange(
     url: URL,
-    init: { method: HttpMethod; headers: Record<string, string>; body?: Uint8Array | Readable; headersTimeoutMs?: number },
+    init: { method: HttpMethod; headers: Record<string, string>; body?: Uint8Array | Readable; headersTimeoutMs?: number; bodyHighWaterMark?: number },
     ctx: RegistryErrorContext,
     signal: AbortSignal | undefined,
-  ): Promise<RawResponse> {
+  ): Promise<Dispatcher.ResponseData> {
+    const opts: Dispatcher.RequestOptions = {
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
+      method: init.method,
+      headers: { 'user-agent': this.userAgent, ...init.headers },
+      ...(init.body !== undefined ? { body: init.body } : {}),
+      ...(signal ? { signal } : {}),
+      ...(init.headersTimeoutMs !== undefined ? { headersTimeout: init.headersTimeoutMs } : {}),
+      ...(init.bodyHighWaterMark !== undefined ? { highWaterMark: init.bodyHighWaterMark } : {}),
+      // undici closes the connection after every HEAD (in case a broken server sends a body anyway):
+      // a push HEADs each blob first, so 2,000 blobs meant 2,000 new connections. Registry servers
+      // answer HEAD per RFC 9110 (no body), so keep the connection.
+      ...(init.method === 'HEAD' ? { reset: false } : {}),
+    };
     try {
-      // A HEAD keeps its connection (registries answer HEAD without a body, RFC 9110): a push asks
-      // HEAD for each blob first, and 2,000 blobs must not mean 2,000 connections.
-      return await this.pool(url).request({
-        path: `${url.pathname}${url.search}`,
-        method: init.method,
-        headers: { 'user-agent': this.userAgent, ...init.headers },
-        ...(init.body !== undefined ? { body: init.body } : {}),
-        idleTimeoutMs: init.headersTimeoutMs ?? DEFAULT_IDLE_REQUEST_MS,
-        ...(signal ? { signal } : {}),
-      });
+      return await poolRequest(this.pool(url.origin), opts);
     } catch (e) {
       if (isAbortError(e) || signal?.aborted) throw e;
       if (isUnknownHostError(e)) throw unknownHost(ctx);
@@ -444,7 +361,7 @@ export class RegistryClient {
     const tokenCtx = { ...ctx, action: `${ctx.action} (getting a token)` };
     return this.withNetworkRetry(tokenCtx, signal, async () => {
       this.count(registry, counter);
-      let res: RawResponse;
+      let res: Dispatcher.ResponseData;
       if (creds && creds.username === '<token>') {
         // An identity token from `docker login` is an OAuth2 refresh token.
         const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.password, client_id: 'stowage' });
@@ -516,7 +433,7 @@ export class RegistryClient {
       if (req.body instanceof Uint8Array) body = req.body;
       else if (req.body) body = await req.body();
       this.count(req.registry, req.counter);
-      let res: RawResponse;
+      let res: Dispatcher.ResponseData;
       try {
         res = await this.exchange(
           url,
@@ -525,6 +442,7 @@ export class RegistryClient {
             headers,
             ...(body !== undefined ? { body } : {}),
             ...(req.headersTimeoutMs ? { headersTimeoutMs: req.headersTimeoutMs } : {}),
+            ...(req.bodyHighWaterMark ? { bodyHighWaterMark: req.bodyHighWaterMark } : {}),
           },
           ctx,
           signal,

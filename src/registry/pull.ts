@@ -196,7 +196,7 @@ export async function fetchBlob(client: RegistryClient, ref: Pick<Reference, 're
 /** The registry ignored our Range header: the blob must be fetched again from byte 0. */
 class RangeIgnored extends Error {}
 
-/** The temp file's write stream batches the body's chunks into large writes. */
+/** Response bodies are read in large slices: fewer, bigger chunks through hash and write. */
 const BODY_HIGH_WATER_MARK = 1024 * 1024;
 
 /**
@@ -228,6 +228,7 @@ async function fetchBlobAt(client: RegistryClient, e: Endpoint, desc: Descriptor
           scopes: pullScopes(e.repository),
           headers: resuming ? { range: `bytes=${received}-` } : {},
           expect: resuming ? [200, 206] : [200],
+          bodyHighWaterMark: BODY_HIGH_WATER_MARK,
         },
         signal,
       );
