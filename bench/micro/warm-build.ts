@@ -8,7 +8,7 @@
  *
  * Usage: node --import tsx bench/micro/warm-build.ts [--rounds 3] [--warm 5] [--images 20] [--repos 5]
  *          [--stowage PATH ...]   (more than one: compared side by side, interleaved; default ./bin/stowage)
- *          [--profile DIR]        (V8 CPU profiles of the warm runs)
+ *          [--profile DIR]        (V8 CPU profiles of the warm runs: node with the launcher's shebang flags + --cpu-prof)
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { imageDockerfile, sharedBaseImages, sharedBaseSpec } from '../workloads/shared-base.js';
 import { busyboxLayout } from '../../test/helpers/busybox-image.js';
 import { startRegistry } from '../../test/helpers/registry.js';
+import { shebangNodeFlags } from './launcher.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string): string => {
@@ -100,12 +101,14 @@ async function main(): Promise<void> {
           execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${base.dir}:${base.tag}`, `docker://${baseRef}`]);
           const spec = join(contexts, `stowage-${round}-${si}.yaml`);
           writeFileSync(spec, sharedBaseSpec(baseRef, sharedBaseImages(registry.host, IMAGES, REPOS)));
-          // Run as a user runs it (the launcher's shebang flags apply); profiles through NODE_OPTIONS.
-          const build = (profile: boolean) =>
-            timed(stowage, ['build', '-f', spec, '--cache-dir', cache, '--insecure-registry', registry.host, '--progress', 'plain'], {
-              env: profile && PROFILE ? { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${resolve(PROFILE)}` } : env,
-              cwd: contexts,
-            });
+          // Run as a user runs it (the launcher's shebang flags apply). Profiled: node with the
+          // shebang's flags plus --cpu-prof (Node 20 refuses --cpu-prof in NODE_OPTIONS).
+          const build = (profile: boolean) => {
+            const argv = ['build', '-f', spec, '--cache-dir', cache, '--insecure-registry', registry.host, '--progress', 'plain'];
+            return profile && PROFILE
+              ? timed(process.execPath, [...shebangNodeFlags(stowage), '--cpu-prof', `--cpu-prof-dir=${resolve(PROFILE)}`, stowage, ...argv], { env, cwd: contexts })
+              : timed(stowage, argv, { env, cwd: contexts });
+          };
           const r = results[si]!;
           const cold = await build(false);
           r.cold.push(cold);
