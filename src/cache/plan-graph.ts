@@ -11,12 +11,12 @@ import { parsePlatform } from '../image/platform.js';
 import { emptyImageConfig } from '../image/mutate.js';
 import type { BuildSpec } from '../spec/types.js';
 import type { ContainerConfig, Platform } from '../image/types.js';
-import type { BuildContext } from '../engine/context/context.js';
+import type { ContextSources, OpenedContext } from './ports.js';
 import { planStageKeys, type PlannedStage, type PlannedStep } from './plan-keys.js';
 
 export interface PlanCachePorts {
   /** Opens an image's build context (for content digests); closed by the caller's `close`. */
-  openContext(contextDir: string, dockerfilePath: string): Promise<BuildContext>;
+  openContext(contextDir: string, dockerfilePath: string): Promise<OpenedContext>;
   peek(key: string): Promise<boolean>;
   sourceDateEpoch?: number;
   signal: AbortSignal;
@@ -42,7 +42,7 @@ export async function planCacheStatus(graph: BuildGraph, spec: BuildSpec, docker
   const byId = new Map(graph.vertices.map((v) => [v.id, v]));
   const specImages = new Map(spec.images.map((i) => [i.name, i]));
   const planned = new Map<string, PlannedStage>();
-  const contexts = new Map<string, Promise<BuildContext>>();
+  const contexts = new Map<string, Promise<OpenedContext>>();
   try {
     for (const img of graph.images) {
       const specImage = specImages.get(img.name);
@@ -50,7 +50,7 @@ export async function planCacheStatus(graph: BuildGraph, spec: BuildSpec, docker
       if (!specImage || !parsed) continue;
       const ctxKey = `${specImage.context}\0${specImage.dockerfile}`;
       // Opened only when a step with a known parent reads it (most stages have an external base).
-      const open = (): Promise<BuildContext> => {
+      const open = (): Promise<OpenedContext> => {
         let ctx = contexts.get(ctxKey);
         if (!ctx) {
           ctx = ports.openContext(specImage.context, specImage.dockerfile);
@@ -58,7 +58,7 @@ export async function planCacheStatus(graph: BuildGraph, spec: BuildSpec, docker
         }
         return ctx;
       };
-      const context: Pick<BuildContext, 'resolveSources' | 'fileDigests'> = {
+      const context: ContextSources = {
         resolveSources: async (patterns, o) => (await open()).resolveSources(patterns, o),
         fileDigests: async (paths, signal) => (await open()).fileDigests(paths, signal),
       };
@@ -117,7 +117,7 @@ export function createImageKeyPlanner(graph: BuildGraph, spec: BuildSpec, docker
   /** Per vertex and per image context: a vertex shared by images of different contexts reads each. */
   const planned = new Map<string, Promise<PlannedStage | undefined>>();
 
-  const planVertex = (imageName: string, vertexId: string, stages: ReadonlyMap<number, { name?: string; cacheKey?: string }>, context: Pick<BuildContext, 'resolveSources' | 'fileDigests'>, ctxKey: string): Promise<PlannedStage | undefined> => {
+  const planVertex = (imageName: string, vertexId: string, stages: ReadonlyMap<number, { name?: string; cacheKey?: string }>, context: ContextSources, ctxKey: string): Promise<PlannedStage | undefined> => {
     const memoKey = `${vertexId}\0${ctxKey}`;
     let p = planned.get(memoKey);
     if (p) return p;
@@ -178,9 +178,9 @@ export function createImageKeyPlanner(graph: BuildGraph, spec: BuildSpec, docker
       const specImage = specImages.get(imageName);
       if (!image || !specImage) return undefined;
       const ctxKey = `${specImage.context}\0${specImage.dockerfile}`;
-      let opened: Promise<BuildContext> | undefined;
+      let opened: Promise<OpenedContext> | undefined;
       const open = () => (opened ??= ports.openContext(specImage.context, specImage.dockerfile));
-      const context: Pick<BuildContext, 'resolveSources' | 'fileDigests'> = {
+      const context: ContextSources = {
         resolveSources: async (patterns, o) => (await open()).resolveSources(patterns, o),
         fileDigests: async (paths, signal) => (await open()).fileDigests(paths, signal),
       };

@@ -30,3 +30,8 @@ export interface ContextSources {
 export interface ImageDigests {
   resolve(ref: string, platform: Platform, signal: AbortSignal): Promise<{ digest: string }>;
 }
+
+/** A context the cache opened itself, to be closed when the plan is done. */
+export interface OpenedContext extends ContextSources {
+  close(): Promise<void>;
+}
