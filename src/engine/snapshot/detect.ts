@@ -58,12 +58,14 @@ export async function probeOverlay(options: DetectOptions = {}, signal?: AbortSi
   try {
     dir = mkdtempSync(join(options.probeDir ?? tmpdir(), 'stowage-ovl-probe-'));
     for (const d of ['l', 'u', 'w', 'm']) mkdirSync(join(dir, d));
-    // Mount and unmount in one child: one spawn from Node instead of two.
+    // Mount and unmount in one child: one spawn from Node instead of two. The child is not given
+    // the build's signal: killed between its mount and umount it would leave the probe mounted
+    // (it takes milliseconds; the caller checks the signal when it returns).
+    signal?.throwIfAborted();
     return await new Promise<string | undefined>((resolve) => {
       const child = spawn('sh', ['-c', 'mount -t overlay overlay -o "$1" m || exit $?; umount m', 'sh', 'lowerdir=l,upperdir=u,workdir=w,redirect_dir=off,index=off,metacopy=off'], {
         cwd: dir,
         stdio: ['ignore', 'ignore', 'pipe'],
-        ...(signal ? { signal } : {}),
       });
       let stderr = '';
       child.stderr.on('data', (c: Buffer) => {
