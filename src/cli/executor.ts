@@ -7,7 +7,8 @@
  */
 import { setMaxListeners } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dockerConfigPath } from '../registry/auth.js';
 import { StowageError } from '../util/errors.js';
 import { reportFatal } from './report.js';
 import { didYouMean } from '../util/levenshtein.js';
@@ -507,12 +508,14 @@ export function isolationNoneOptions(o: ExecutorOptions, where: { contextDir: st
     }),
     ...[o.tarPath, o.ociLayoutPath, o.digestFile, o.imageNameWithDigestFile, o.imageNameTagWithDigestFile].filter((p): p is string => p !== undefined),
   ];
-  const dockerConfig = where.env['DOCKER_CONFIG'] || (where.env['HOME'] ? join(where.env['HOME'], '.docker') : undefined);
+  // The directory the registry client will read credentials from after the wipe (HOME unset
+  // included: then the user's home from the passwd database, as auth.ts resolves it).
+  const dockerConfig = dirname(dockerConfigPath(where.env));
   return {
     buildRoot: '/',
     force: o.force,
     ignorePaths: o.ignorePaths,
-    protect: [where.contextDir, where.dockerfilePath, ...outputs, ...(dockerConfig ? [dockerConfig] : [])].map((p) => resolve(p)),
+    protect: [where.contextDir, where.dockerfilePath, ...outputs, dockerConfig].map((p) => resolve(p)),
     onWarning: (m: string) => process.stderr.write(`stowage executor: warning: ${m}\n`),
   };
 }

@@ -114,9 +114,9 @@ export interface DockerConfigOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. */
+/** `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json` (an empty variable counts as unset, as in docker). */
 export function dockerConfigPath(env: NodeJS.ProcessEnv): string {
-  const dir = env.DOCKER_CONFIG ?? join(env.HOME ?? homedir(), '.docker');
+  const dir = env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
   return join(dir, 'config.json');
 }
 

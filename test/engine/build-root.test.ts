@@ -301,6 +301,15 @@ test('stowage executor: --force and --ignore-path parse (absolute only), and the
   assert.equal(none.force, true);
   assert.deepEqual(none.ignorePaths, ['/data', '/var/lib/keep']);
   assert.deepEqual([...none.protect].sort(), ['/out/digest', '/out/image.tar', '/out/layout', '/stowage/.docker', '/workspace', '/workspace/Dockerfile']);
+  // The credentials dir kept is the one the registry client reads after the wipe, HOME unset or DOCKER_CONFIG empty too.
+  const { dockerConfigPath } = await import('../../src/registry/auth.js');
+  const { homedir } = await import('node:os');
+  for (const env of [{}, { DOCKER_CONFIG: '' }, { HOME: '/home/ci', DOCKER_CONFIG: '' }]) {
+    const kept = isolationNoneOptions(options, { contextDir: '/workspace', dockerfilePath: '/workspace/Dockerfile', env }).protect;
+    const expected = 'HOME' in env ? '/home/ci/.docker' : `${homedir()}/.docker`;
+    assert.ok(kept.includes(expected), `${JSON.stringify(env)}: ${JSON.stringify(kept)}`);
+    assert.equal(dockerConfigPath(env), `${expected}/config.json`);
+  }
   const help = executorUsage();
   assert.match(help, /--ignore-path/);
   assert.match(help, /--force\n.*deletes the files of the machine/);
