@@ -16,35 +16,15 @@ import { analyzeDockerfile } from '../dockerfile/analyze.js';
 import type { Diagnostic, SourceRange } from '../util/errors.js';
 import { isAbortError } from '../util/errors.js';
 import { StowageError } from '../util/errors.js';
-import type { BlobStore } from '../store/types.js';
 import { openDirContext, type BuildContext } from './context/context.js';
 import { resolveBase, type StageBase } from './base-image.js';
 import { buildStage, type StageOptions } from './stage-runner.js';
 import { isSharedRoot } from './build-root/build-root.js';
 import type { BaseIdentity } from '../cache/keys.js';
 import type { StepCachePort } from '../cache/step-cache.js';
-import type {
-  BuildEvent,
-  ImageSource,
-  LayerWriterPort,
-  SandboxPort,
-  SecretsProvider,
-  SnapshotterPort,
-  StageResult,
-  StageRootfs,
-  UnpackedLayer,
-  UnpackedLayersPort,
-} from './instructions/types.js';
+import type { BuildEvent, EnginePorts, SecretsProvider, StageResult, UnpackedLayer } from './instructions/types.js';
 
-export interface EnginePorts {
-  store: BlobStore;
-  unpacked: UnpackedLayersPort;
-  snapshotter: SnapshotterPort;
-  layerWriter: LayerWriterPort;
-  sandbox: SandboxPort;
-  /** External images (FROM, COPY --from=<image>): the registry puller, or local images by name. */
-  images: ImageSource;
-}
+export type { EnginePorts } from './instructions/types.js';
 
 export interface BuildOptions {
   /** Seconds; reproducible builds use it for `created` and to clamp layer mtimes. */

@@ -9,9 +9,8 @@ import type { Image } from '../image/blob.js';
 import type { Platform } from '../image/types.js';
 import { StowageError } from '../util/errors.js';
 import type { StepCache } from '../cache/step-cache.js';
-import type { EnginePorts } from './build-image.js';
 import type { PushProgress } from './destinations.js';
-import type { ImageSource, SnapshotterPort } from './instructions/types.js';
+import type { EnginePorts, ImageSource, SnapshotterPort } from './instructions/types.js';
 import type { SnapshotterKind } from './snapshot/types.js';
 
 export interface EngineSetupOptions {

@@ -50,6 +50,17 @@ export interface ImageSource {
   resolve(ref: string, platform: Platform, signal: AbortSignal): Promise<Image>;
 }
 
+/** Everything a build needs from the outside (src/engine/setup.ts composes the real parts). */
+export interface EnginePorts {
+  store: BlobStore;
+  unpacked: UnpackedLayersPort;
+  snapshotter: SnapshotterPort;
+  layerWriter: LayerWriterPort;
+  sandbox: SandboxPort;
+  /** External images (FROM, COPY --from=<image>): the registry puller, or local images by name. */
+  images: ImageSource;
+}
+
 export type SecretsProvider = (id: string) => Promise<Buffer | undefined>;
 
 export type BuildEvent =
