@@ -30,7 +30,7 @@ import { OverlaySnapshotter, WalkSnapshotter, probeOverlay, type Snapshotter } f
 import { diffPacked, scanPacked } from '../../src/engine/snapshot/stat-index.js';
 import type { Digest } from '../../src/image/digest.js';
 import type { BlobInfo, BlobStore } from '../../src/store/types.js';
-import { renameSync, statSync } from 'node:fs';
+import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 

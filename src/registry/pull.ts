@@ -4,7 +4,6 @@
  * interrupted downloads with Range where the registry allows it (REGISTRY.md §8.6).
  */
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import type { WriteStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';

@@ -11,7 +11,7 @@ import type { Diagnostic, SourceRange } from '../util/errors.js';
 import { didYouMean } from '../util/levenshtein.js';
 import { destinationKey, parseDestination, parseRegistryRef } from './destination.js';
 import { isGlob, matchGlob } from './glob.js';
-import { hasExpression, interpolate, type InterpolationScope } from './interpolate.js';
+import { interpolate, type InterpolationScope } from './interpolate.js';
 import { normalizePlatform } from './platform.js';
 import type { BuildSpec, Destination, SecretSource, SourceLocation, SpecImage, VarValue } from './types.js';
 import type { DataPath, Located } from './yaml.js';
