@@ -8,6 +8,7 @@
  *   await reg.stop();
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -124,9 +125,19 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     }
     // Another test may grab the free port before the registry binds it: try a few ports.
     let port = 0;
-    let stdout = '';
-    let stderr = '';
-    let lastOutputAt = Date.now();
+    // The registry writes its access log (stdout) and errors (stderr) to a file, not a pipe: a pipe
+    // is drained only while this process's event loop runs, so a test blocked in execFileSync (skopeo
+    // against this registry) let it fill, and the registry then hung writing its log.
+    let logPath = '';
+    let lastSize = -1;
+    let lastChangeAt = Date.now();
+    const readLog = (): string => {
+      try {
+        return readFileSync(logPath, 'utf8');
+      } catch {
+        return '';
+      }
+    };
     let proc: ChildProcess | undefined;
     let exited: Promise<void> = Promise.resolve();
     for (let attempt = 1; ; attempt++) {
@@ -140,23 +151,21 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
           `http:\n  addr: 127.0.0.1:${port}\n  secret: stowage-test-secret\n` +
           authConfig,
       );
-      stdout = '';
-      stderr = '';
-      const p = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+      logPath = join(dir, `registry-${attempt}.log`);
+      const logFd = openSync(logPath, 'w');
+      let p: ChildProcess;
+      try {
+        p = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', logFd, logFd] });
+      } finally {
+        closeSync(logFd);
+      }
       proc = p;
       child = p;
-      p.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        stdout += d;
-        lastOutputAt = Date.now();
-      });
-      p.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-        lastOutputAt = Date.now();
-      });
       exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
-      if (await waitReady(`http://127.0.0.1:${port}`, p, () => stderr)) break;
+      if (await waitReady(`http://127.0.0.1:${port}`, p, readLog)) break;
       await exited;
-      if (attempt >= 3 || !/address already in use/.test(stderr)) throw new Error(`docker-registry exited (${p.exitCode}): ${stderr.slice(-2000)}`);
+      const output = readLog();
+      if (attempt >= 3 || !/address already in use/.test(output)) throw new Error(`docker-registry exited (${p.exitCode}): ${output.slice(-2000)}`);
     }
     const url = `http://127.0.0.1:${port}`;
     const running = proc!;
@@ -168,13 +177,18 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       username,
       password,
       ...(tokenIssuer ? { tokenIssuer } : {}),
-      // gorilla's CombinedLoggingHandler writes the access log to stdout.
-      accessLog: () => parseAccessLog(stdout + '\n' + stderr),
+      // gorilla's CombinedLoggingHandler writes the access log to stdout (here: the log file).
+      accessLog: () => parseAccessLog(readLog()),
       settledAccessLog: async (min = 0) => {
         const deadline = Date.now() + 5000;
         for (;;) {
-          const log = parseAccessLog(stdout + '\n' + stderr);
-          if ((log.length >= min && Date.now() - lastOutputAt >= 150) || Date.now() > deadline) return log;
+          const text = readLog();
+          if (text.length !== lastSize) {
+            lastSize = text.length;
+            lastChangeAt = Date.now();
+          }
+          const log = parseAccessLog(text);
+          if ((log.length >= min && Date.now() - lastChangeAt >= 150) || Date.now() > deadline) return log;
           await sleep(25);
         }
       },
