@@ -10,16 +10,17 @@
  *                                     FLAGS `launcher` runs bin/stowage as a program, so its shebang's flags apply
  * The private build is bundled like `npm run build` does, so it loads what an installed stowage loads.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { bwrapArgs, snapshotDockerfile } from '../workloads/snapshot.js';
 import { writeScripts } from '../workloads/scripts.js';
 import { busyboxLayout } from '../../test/helpers/busybox-image.js';
 import { shebangNodeFlags } from './launcher.js';
 import { startRegistry } from '../../test/helpers/registry.js';
+import { timedCommand, type Timing } from './timed.js';
+import { median } from '../lib/stats.js';
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,30 +34,9 @@ const REPO = resolve(import.meta.dirname, '../..');
 const ROOT = '/dev/shm/stowage-micro';
 
 const all = (name: string): string[] => process.argv.flatMap((a, i) => (a === `--${name}` ? [process.argv[i + 1]!] : []));
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const timed = (cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Timing> => timedCommand(cmd, args, { env });
 const load = (): string => loadavg()[0]!.toFixed(1);
 
-/**
- * wall ms, CPU ms, peak RSS MB of a command (GNU time). Asynchronous on purpose: the registry's
- * access log goes to a pipe this process drains, and a spawnSync would stop the draining until the
- * registry blocks on a full pipe mid-request (a hang after a few dozen builds).
- */
-async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ wall: number; cpu: number; rssMb: number }> {
-  const t0 = performance.now();
-  const child = spawn('/usr/bin/time', ['-f', '%U %S %M', cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise<number | null>((res, rej) => {
-    child.on('error', rej);
-    child.on('close', res);
-  });
-  const wall = performance.now() - t0;
-  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${stdout}\n${stderr}`);
-  const [u, s, m] = stderr.trim().split('\n').pop()!.split(' ').map(Number);
-  return { wall, cpu: (u! + s!) * 1000, rssMb: m! / 1024 };
-}
 
 function privateBuild(dir: string): string {
   try {

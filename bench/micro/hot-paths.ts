@@ -33,6 +33,7 @@ import type { BlobInfo, BlobStore } from '../../src/store/types.js';
 import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { median } from '../lib/stats.js';
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,7 +47,6 @@ const CONTENT = arg('content', 'base64');
 const ROOT = '/dev/shm/stowage-micro';
 
 const load = (): string => loadavg()[0]!.toFixed(1);
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Sample {
   wall: number;

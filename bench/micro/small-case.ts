@@ -18,14 +18,15 @@
  *   --strace DIR       `strace -f -tt -e trace=execve,clone,clone3,fsync,fdatasync,mount,wait4` per run
  *   --strace-events L  the syscalls strace shows instead (e.g. openat,execve)
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { busyboxLayout } from '../../test/helpers/busybox-image.js';
 import { startRegistry } from '../../test/helpers/registry.js';
 import { shebangNodeFlags } from './launcher.js';
+import { timedCommand, type Timing } from './timed.js';
+import { median } from '../lib/stats.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string): string => {
@@ -48,34 +49,10 @@ const profileDir = arg('profile', '');
 const straceDir = arg('strace', '');
 const straceEvents = arg('strace-events', 'execve,clone,clone3,fsync,fdatasync,mount,wait4');
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const timed = (cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Timing> => timedCommand(cmd, args, { env });
 
-interface Sample {
-  wall: number;
-  cpu: number;
-  rssMb: number;
-}
+type Sample = Timing;
 
-/**
- * Asynchronous on purpose: the registry's access log goes to a pipe this process drains, and a
- * spawnSync would stop the draining until the registry blocks on a full pipe mid-request.
- */
-async function timed(cmd: string, cmdArgs: string[], env: NodeJS.ProcessEnv): Promise<Sample> {
-  const t0 = performance.now();
-  const child = spawn('/usr/bin/time', ['-f', '%U %S %M', cmd, ...cmdArgs], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise<number | null>((res, rej) => {
-    child.on('error', rej);
-    child.on('close', res);
-  });
-  const wall = performance.now() - t0;
-  if (code !== 0) throw new Error(`${cmd} ${cmdArgs.join(' ')} failed:\n${stdout}\n${stderr}`);
-  const [u, s, m] = stderr.trim().split('\n').pop()!.split(' ').map(Number);
-  return { wall, cpu: (u! + s!) * 1000, rssMb: m! / 1024 };
-}
 
 async function main(): Promise<void> {
   mkdirSync(ROOT, { recursive: true });

@@ -10,16 +10,16 @@
  *          [--stowage PATH ...]   (more than one: compared side by side, interleaved; default ./bin/stowage)
  *          [--profile DIR]        (V8 CPU profiles of the warm runs: node with the launcher's shebang flags + --cpu-prof)
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { imageDockerfile, sharedBaseImages, sharedBaseSpec } from '../workloads/shared-base.js';
 import { busyboxLayout } from '../../test/helpers/busybox-image.js';
 import { startRegistry } from '../../test/helpers/registry.js';
 import { shebangNodeFlags } from './launcher.js';
+import { timedCommand, type Timing } from './timed.js';
+import { median } from '../lib/stats.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string): string => {
@@ -35,38 +35,9 @@ const REPO = resolve(import.meta.dirname, '../..');
 const STOWAGES = (all('stowage').length > 0 ? all('stowage') : [join(REPO, 'bin/stowage')]).map((p) => resolve(p));
 const PROFILE = arg('profile', '');
 
-interface Timing {
-  wall: number;
-  cpu: number;
-  rssMb: number;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+const timed = timedCommand;
 const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
 
-/**
- * Wall ms, CPU ms (user+sys, children included) and peak RSS of one command, through GNU time. Not
- * spawnSync: the registry's access log is read by this process, and a blocked event loop would let
- * its pipe fill and stall the registry mid-push.
- */
-async function timed(cmd: string, cmdArgs: string[], options: { env: NodeJS.ProcessEnv; cwd?: string }): Promise<Timing> {
-  const t0 = performance.now();
-  const child = spawn('/usr/bin/time', ['-f', '%U %S %M', cmd, ...cmdArgs], { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 300_000);
-  const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
-  clearTimeout(killer);
-  const wall = performance.now() - t0;
-  if (code !== 0) throw new Error(`${cmd} ${cmdArgs.join(' ')} failed (${code ?? signal}):\n${out}`);
-  const [u, s, m] = out.trim().split('\n').pop()!.split(' ').map(Number);
-  return { wall, cpu: (u! + s!) * 1000, rssMb: m! / 1024 };
-}
 
 function writeContexts(dir: string): void {
   for (let k = 0; k < IMAGES; k++) {
