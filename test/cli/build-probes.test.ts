@@ -11,8 +11,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createEnginePorts } from '../../src/engine/setup.js';
-import { busyboxLayout } from '../helpers/busybox-image.js';
+import { pushBusybox } from '../helpers/busybox-image.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const STOWAGE = join(process.cwd(), 'bin', 'stowage');
@@ -24,13 +23,7 @@ let work: string;
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'stowage-probes-'));
   registry = await startRegistry();
-  const bb = await busyboxLayout();
-  const setup = await createEnginePorts({ cacheDir: join(work, 'seed-cache'), snapshotter: 'walk', isolation: 'none', signal: new AbortController().signal });
-  try {
-    await setup.push(bb.image, `${registry.host}/base/busybox:1`, new AbortController().signal);
-  } finally {
-    await setup.close();
-  }
+  await pushBusybox(`${registry.host}/base/busybox:1`, join(work, 'seed-cache'));
 });
 after(async () => {
   await registry?.stop();

@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { createEnginePorts } from '../../src/engine/build-image.js';
-import { busyboxLayout } from '../helpers/busybox-image.js';
+import { pushBusybox } from '../helpers/busybox-image.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 let registry: TestRegistry;
@@ -20,13 +19,7 @@ let root: string;
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'stowage-executor-'));
   registry = await startRegistry();
-  const bb = await busyboxLayout();
-  const setup = await createEnginePorts({ cacheDir: join(root, 'seed-cache'), snapshotter: 'walk', isolation: 'none', signal: new AbortController().signal });
-  try {
-    await setup.push(bb.image, `${registry.host}/base/busybox:1`, new AbortController().signal);
-  } finally {
-    await setup.close();
-  }
+  await pushBusybox(`${registry.host}/base/busybox:1`, join(root, 'seed-cache'));
 });
 
 after(async () => {

@@ -86,6 +86,17 @@ export function busyboxLayout(): Promise<BusyboxLayout> {
   return cached;
 }
 
+/** Pushes the busybox image to `ref` (a registry reference), for tests that build FROM a registry. */
+export async function pushBusybox(ref: string, cacheDir: string): Promise<void> {
+  const bb = await busyboxLayout();
+  const setup = await createEnginePorts({ cacheDir, snapshotter: 'walk', isolation: 'none', signal: new AbortController().signal });
+  try {
+    await setup.push(bb.image, ref, new AbortController().signal);
+  } finally {
+    await setup.close();
+  }
+}
+
 /** An ImageSource where `busybox` (and `oci:<dir>:<tag>` refs) resolve to local layouts. */
 export function localImages(names: Record<string, { dir: string; tag: string }>): ImageSource {
   return {
