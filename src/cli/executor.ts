@@ -399,7 +399,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
     // the build and is the error reported, as when nothing had started.
     let heldLines: Array<string | Uint8Array> | undefined = [];
     const log = (text: string | Uint8Array) => (heldLines ? heldLines.push(text) : process.stderr.write(text));
-    const probed = ports.ready.then(
+    const probed = ports.probe().then(
       (r) => {
         if (['info', 'debug', 'trace'].includes(o.verbosity)) {
           process.stderr.write(`stowage executor: RUN isolation: ${r.isolation.isolation} (${r.isolation.reason}); snapshotter: ${r.snapshotter}\n`);

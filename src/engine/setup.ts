@@ -67,15 +67,13 @@ export interface EngineSetup {
    */
   createStepCache(options: { repo?: string; ttlMs?: number; warn(message: string): void }): StepCache;
   /**
-   * Settles once the probes that `auto` choices need (an overlay mount, a bubblewrap sandbox) are
-   * done: how RUN steps are isolated and why, and which snapshotter prepares rootfs, for the one
-   * line the CLI prints. Rejects with the probe's error when RUN steps cannot be sandboxed here.
-   * The probes run while the build starts (the base pull and unpack); what needs their answer
-   * (preparing a rootfs, running a step) waits for it. With `probes: 'on-first-use'`, reading this
-   * starts them, like `probe()`.
+   * Starts the probes that `auto` choices need (an overlay mount, a bubblewrap sandbox) unless they
+   * have started, and settles once they are done: how RUN steps are isolated and why, and which
+   * snapshotter prepares rootfs, for the one line the CLI prints. Rejects with the probe's error
+   * when RUN steps cannot be sandboxed here. Every call returns the same promise. With the default
+   * `probes: 'at-setup'` they already run while the build starts (the base pull and unpack); what
+   * needs their answer (preparing a rootfs, running a step) waits for it either way.
    */
-  readonly ready: Promise<EngineReady>;
-  /** Starts the probes unless they have started; settles as `ready` does (the same promise). */
   probe(): Promise<EngineReady>;
   close(): Promise<void>;
 }
@@ -165,9 +163,6 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
   };
   return {
     engine,
-    get ready() {
-      return probe();
-    },
     probe,
     push: async (image, refText, signal, progress) => {
       const ref = parseReference(refText);

@@ -259,7 +259,7 @@ test('a multi-stage build in a temp build root: each stage starts from its own b
       },
       signal,
     });
-    const { isolation } = await setup.ready;
+    const { isolation } = await setup.probe();
     assert.equal(isolation.isolation, 'none');
     assert.match(isolation.reason, /emptied and refilled for each stage/);
     let image;
