@@ -71,10 +71,11 @@ function huffmanLengths(hist: Uint32Array): Uint8Array {
   const weight = new Float64Array(2 * m);
   const parent = new Int32Array(2 * m);
   for (let i = 0; i < m; i++) weight[i] = hist[syms[i]!]!;
+  // Two queues, both in ascending weight: the sorted leaves, and the internal nodes as made.
   let leaf = 0;
   let node = m;
-  const take = (): number => (leaf < m && (node >= next || weight[leaf]! <= weight[node]!) ? leaf++ : node++);
   let next = m;
+  const take = (): number => (leaf < m && (node >= next || weight[leaf]! <= weight[node]!) ? leaf++ : node++);
   for (; next < 2 * m - 1; next++) {
     const x = take();
     const y = take();
