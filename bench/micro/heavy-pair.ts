@@ -21,11 +21,8 @@ import { shebangNodeFlags } from './launcher.js';
 import { startRegistry } from '../../test/helpers/registry.js';
 import { timedCommand, type Timing } from './timed.js';
 import { median } from '../lib/stats.js';
+import { flag as arg, flags as all } from './flags.js';
 
-const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : dflt;
-};
 const FILES = Number(arg('files', '20000'));
 const BYTES = Number(arg('bytes', '200000000'));
 const REPS = Number(arg('reps', '3'));
@@ -33,7 +30,6 @@ const SNAPSHOTTER = arg('snapshotter', 'auto');
 const REPO = resolve(import.meta.dirname, '../..');
 const ROOT = '/dev/shm/stowage-micro';
 
-const all = (name: string): string[] => process.argv.flatMap((a, i) => (a === `--${name}` ? [process.argv[i + 1]!] : []));
 const timed = (cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Timing> => timedCommand(cmd, args, { env });
 const load = (): string => loadavg()[0]!.toFixed(1);
 

@@ -34,11 +34,8 @@ import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { median } from '../lib/stats.js';
+import { flag as arg } from './flags.js';
 
-const arg = (name: string, dflt: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : dflt;
-};
 const FILES = Number(arg('files', '100000'));
 const MB = Number(arg('mb', '200'));
 const REPS = Number(arg('reps', '3'));

@@ -27,13 +27,8 @@ import { startRegistry } from '../../test/helpers/registry.js';
 import { shebangNodeFlags } from './launcher.js';
 import { timedCommand, type Timing } from './timed.js';
 import { median } from '../lib/stats.js';
+import { flag as arg, flags as all } from './flags.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string, dflt: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1]! : dflt;
-};
-const all = (name: string): string[] => args.flatMap((a, i) => (a === `--${name}` ? [args[i + 1]!] : []));
 
 const REPS = Number(arg('reps', '10'));
 const REPO = resolve(import.meta.dirname, '../..');
