@@ -84,7 +84,7 @@ async function main(): Promise<void> {
       try {
         if (straceDir !== '') {
           mkdirSync(straceDir, { recursive: true });
-          return await timed('strace', ['-f', '-tt', '-o', join(resolve(straceDir), `${tag}.strace`), '-e', `trace=${straceEvents}`, file!, ...argv], runEnv);
+          return await timed('strace', ['--seccomp-bpf', '-f', '-tt', '-o', join(resolve(straceDir), `${tag}.strace`), '-e', `trace=${straceEvents}`, file!, ...argv], runEnv);
         }
         return await timed(file!, argv, runEnv);
       } finally {
