@@ -24,6 +24,7 @@ import { displayPath } from './project.js';
 import { chooseProgressMode, createProgress, type ImageStatus, type SummaryRow } from './progress.js';
 import { packageVersion } from './version.js';
 import type { BuildContext } from '../engine/context/context.js';
+import type { TlsTrust } from '../registry/tls-trust.js';
 
 export const BUILD_USAGE = `Usage: stowage build [options] [IMAGE|GROUP|GLOB ...]
 
@@ -140,7 +141,7 @@ async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
   await writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-export async function runBuild(argv: string[]): Promise<number> {
+export async function runBuild(argv: string[], context: { tls?: TlsTrust } = {}): Promise<number> {
   const { values, positionals } = parseCommandArgs('build', argv, {
     file: { type: 'string', short: 'f' },
     var: { type: 'string', multiple: true },
@@ -221,6 +222,7 @@ export async function runBuild(argv: string[]): Promise<number> {
     registry: {
       insecureRegistries: (values['insecure-registry'] as string[] | undefined) ?? [],
       registryMirrors: (values['registry-mirror'] as string[] | undefined) ?? [],
+      ...(context.tls ? { tls: context.tls } : {}),
     },
     pushConcurrency: pushJobs,
     // FROM / COPY --from naming an image of this spec uses what this run built.
@@ -413,6 +415,7 @@ export async function runBuild(argv: string[]): Promise<number> {
             options: {
               cacheDir,
               signal,
+              ...(context.tls ? { tls: context.tls } : {}),
               secrets: secretsFor(specImage, secretFlags, env),
               ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
               ...(stepCache && !specImage.noCache ? { stepCache } : {}),

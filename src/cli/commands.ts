@@ -1,7 +1,14 @@
 import { StowageError } from '../util/errors.js';
 import { didYouMean } from '../util/levenshtein.js';
+import type { TlsTrust } from '../registry/tls-trust.js';
 
-type CommandRunner = (argv: string[]) => Promise<number>;
+/** What the composition root (main.ts) made once for the whole run. */
+export interface CommandContext {
+  /** CAs for registry and download TLS connections (the launcher's deferred NODE_EXTRA_CA_CERTS). */
+  tls?: TlsTrust;
+}
+
+type CommandRunner = (argv: string[], context: CommandContext) => Promise<number>;
 
 /** Each command's module is imported only when it runs, so startup stays cheap. */
 const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
@@ -9,11 +16,14 @@ const COMMANDS: Record<string, () => Promise<CommandRunner>> = {
   plan: async () => (await import('./plan.js')).runPlan,
   schema: async () => (await import('./schema.js')).runSchema,
   executor: async () => (await import('./executor.js')).runExecutor,
-  copy: async () => (await import('./copy.js')).runCopy,
+  copy: async () => {
+    const { runCopy } = await import('./copy.js');
+    return (argv, context) => runCopy(argv, { stdout: process.stdout, env: process.env, ...(context.tls ? { tls: context.tls } : {}) });
+  },
   build: async () => (await import('./build.js')).runBuild,
 };
 
-export async function runCommand(name: string, argv: string[]): Promise<number> {
+export async function runCommand(name: string, argv: string[], context: CommandContext = {}): Promise<number> {
   const load = COMMANDS[name];
   if (!load) {
     const guess = didYouMean(name, Object.keys(COMMANDS));
@@ -21,5 +31,5 @@ export async function runCommand(name: string, argv: string[]): Promise<number> 
       hint: guess ? `did you mean '${guess}'? Run 'stowage --help' for the list` : "run 'stowage --help' for the list of commands",
     });
   }
-  return (await load())(argv);
+  return (await load())(argv, context);
 }

@@ -9,6 +9,7 @@ import { setMaxListeners } from 'node:events';
 import { StowageError } from '../util/errors.js';
 import { didYouMean } from '../util/levenshtein.js';
 import type { Platform } from '../image/types.js';
+import type { TlsTrust } from '../registry/tls-trust.js';
 
 export type CopyEndpoint =
   | { kind: 'registry'; text: string }
@@ -124,6 +125,8 @@ export interface CopyIo {
   stdout: { write(s: string): unknown };
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
+  /** CAs for TLS connections (default: Node's). */
+  tls?: TlsTrust;
 }
 
 export async function runCopy(argv: string[], io: CopyIo = { stdout: process.stdout, env: process.env }): Promise<number> {
@@ -168,6 +171,7 @@ export async function runCopy(argv: string[], io: CopyIo = { stdout: process.std
     credentials: dockerConfigCredentials({ env: io.env }),
     insecureRegistries: options.insecureRegistries,
     registryMirrors: options.registryMirrors,
+    ...(io.tls ? { tls: io.tls } : {}),
   });
   try {
     let image;

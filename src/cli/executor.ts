@@ -13,6 +13,7 @@ import { StowageError } from '../util/errors.js';
 import { reportFatal } from './report.js';
 import { didYouMean } from '../util/levenshtein.js';
 import type { Destination } from '../engine/build-image.js';
+import type { TlsTrust } from '../registry/tls-trust.js';
 
 export type SnapshotterChoice = 'auto' | 'overlay' | 'walk';
 export type IsolationChoice = 'auto' | 'bwrap' | 'chroot' | 'none';
@@ -271,7 +272,7 @@ export function parseExecutorArgs(argv: readonly string[], env: Record<string, s
 }
 
 /** The CLI entry for `stowage executor`: exit 0 on success, 1 on build failure, 2 on usage errors. */
-export async function runExecutor(argv: string[]): Promise<number> {
+export async function runExecutor(argv: string[], context: { tls?: TlsTrust } = {}): Promise<number> {
   let parsed: ParsedExecutorArgs;
   try {
     parsed = parseExecutorArgs(argv, process.env);
@@ -289,7 +290,7 @@ export async function runExecutor(argv: string[]): Promise<number> {
   }
   for (const w of parsed.warnings) process.stderr.write(`stowage executor: warning: ${w}\n`);
   try {
-    return await executeBuild(parsed.options, process.env);
+    return await executeBuild(parsed.options, process.env, context.tls);
   } catch (e) {
     return reportFatal(e);
   }
@@ -334,7 +335,7 @@ export function dockerfileLocation(dockerfile: string, contextDir: string, exist
   return join(contextDir, dockerfile);
 }
 
-async function executeBuild(o: ExecutorOptions, env: Record<string, string | undefined>): Promise<number> {
+async function executeBuild(o: ExecutorOptions, env: Record<string, string | undefined>, tls: TlsTrust | undefined): Promise<number> {
   const registryRefs = o.destinations.filter((d) => !d.startsWith('oci:') && !d.startsWith('docker-archive:'));
   if (o.destinations.length === 0 && !o.noPush && !o.tarPath && !o.ociLayoutPath) {
     throw usage('no destination given', 'pass --destination (a registry ref, oci:<dir> or docker-archive:<file>), or --no-push with --tar-path/--oci-layout-path');
@@ -389,7 +390,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
       snapshotter: o.snapshotter,
       isolation: o.isolation,
       ...(o.isolation === 'none' ? { isolationNone: isolationNoneOptions(o, { contextDir: context.dir, dockerfilePath, env }) } : {}),
-      registry: { insecureRegistries: [...o.insecureRegistries, ...insecureHosts], registryMirrors: [...o.registryMirrors] },
+      registry: { insecureRegistries: [...o.insecureRegistries, ...insecureHosts], registryMirrors: [...o.registryMirrors], ...(tls ? { tls } : {}) },
       signal: controller.signal,
     });
     cleanups.push(() => ports.close());
@@ -432,6 +433,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
       options: {
         cacheDir,
         signal: controller.signal,
+        ...(tls ? { tls } : {}),
         ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
         ...(stepCache ? { stepCache } : {}),
         onEvent: (ev) => {

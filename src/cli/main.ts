@@ -3,6 +3,7 @@
  */
 import { packageVersion } from './version.js';
 import { EXIT_OK, EXIT_USAGE, reportFatal } from './report.js';
+import { deferredTlsTrust } from '../registry/tls-trust.js';
 
 const USAGE = `stowage — daemonless container image builder
 
@@ -22,6 +23,10 @@ Global: --version, --help
 
 export async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
+  // First, before any command reads the environment or starts a child process: the launcher moved
+  // NODE_EXTRA_CA_CERTS aside so Node would not load it at startup; this puts it back and keeps
+  // the certificates for the first TLS connection (src/registry/tls-trust.ts).
+  const tls = deferredTlsTrust(process.env);
   try {
     switch (cmd) {
       case undefined:
@@ -38,7 +43,7 @@ export async function main(argv: string[]): Promise<void> {
         return;
       default: {
         const { runCommand } = await import('./commands.js');
-        process.exitCode = await runCommand(cmd, rest);
+        process.exitCode = await runCommand(cmd, rest, { tls });
         return;
       }
     }

@@ -22,6 +22,7 @@ import { buildStage, type StageOptions } from './stage-runner.js';
 import { isSharedRoot } from './build-root/build-root.js';
 import type { BaseIdentity } from '../cache/keys.js';
 import type { StepCachePort } from '../cache/step-cache.js';
+import type { TlsTrust } from '../registry/tls-trust.js';
 import type { BuildEvent, EnginePorts, SecretsProvider, StageResult, UnpackedLayer } from './instructions/types.js';
 
 export type { EnginePorts } from './instructions/types.js';
@@ -39,6 +40,8 @@ export interface BuildOptions {
   stageConcurrency?: number;
   /** The step cache (src/cache/step-cache.ts); absent: every step runs. */
   stepCache?: StepCachePort;
+  /** CAs trusted by `ADD https://…` downloads (default: Node's). */
+  tls?: TlsTrust;
 }
 
 export interface BuildDockerfileRequest {
@@ -118,6 +121,7 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
     ...(options.secrets ? { secrets: options.secrets } : {}),
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     ...(options.now ? { now: options.now } : {}),
+    ...(options.tls ? { tls: options.tls } : {}),
   };
 
   /** An external image's filesystem for COPY --from=<image>: unpacked once per build. */

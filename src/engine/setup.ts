@@ -12,12 +12,14 @@ import type { StepCache } from '../cache/step-cache.js';
 import type { PushProgress } from './destinations.js';
 import type { EnginePorts, ImageSource, SnapshotterPort } from './instructions/types.js';
 import type { SnapshotterKind } from './snapshot/types.js';
+import type { TlsTrust } from '../registry/tls-trust.js';
 
 export interface EngineSetupOptions {
   cacheDir: string;
   snapshotter: 'auto' | 'overlay' | 'walk';
   isolation: 'auto' | 'bwrap' | 'chroot' | 'none';
-  registry?: { insecureRegistries?: string[]; registryMirrors?: string[] };
+  /** `tls`: CAs trusted for https registries (default: Node's). */
+  registry?: { insecureRegistries?: string[]; registryMirrors?: string[]; tls?: TlsTrust };
   /** Replaces the registry puller for FROM / COPY --from images entirely (tests, offline use). */
   images?: ImageSource;
   /**
@@ -103,6 +105,7 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
   const client = new RegistryClient({
     insecureRegistries: o.registry?.insecureRegistries ?? [],
     registryMirrors: o.registry?.registryMirrors ?? [],
+    ...(o.registry?.tls ? { tls: o.registry.tls } : {}),
   });
   const pusher = new Pusher({ client, ...(o.pushConcurrency !== undefined ? { concurrencyPerRegistry: o.pushConcurrency } : {}) });
   const unpacked = once(async () => new (await import('./unpacked-layers.js')).UnpackedLayerStore(o.cacheDir));
@@ -172,7 +175,11 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
     createStepCache: (co) => {
       // Lookups give up fast: an unreachable cache must cost one short wait and a warning, not minutes of retries.
       const lookupClient = co.repo
-        ? new RegistryClient({ insecureRegistries: o.registry?.insecureRegistries ?? [], retry: { maxAttempts: 2, baseDelayMs: 200 } })
+        ? new RegistryClient({
+            insecureRegistries: o.registry?.insecureRegistries ?? [],
+            retry: { maxAttempts: 2, baseDelayMs: 200 },
+            ...(o.registry?.tls ? { tls: o.registry.tls } : {}),
+          })
         : undefined;
       if (lookupClient) lookupClients.push(lookupClient);
       const remote =

@@ -37,6 +37,7 @@ import {
   type RetryPolicy,
 } from './errors.js';
 import { DOCKER_HUB, registryApiHost } from './reference.js';
+import type { TlsTrust } from './tls-trust.js';
 
 export interface RegistryClientOptions {
   /** Where credentials come from; defaults to docker's config (`DOCKER_CONFIG`, `~/.docker/config.json`). */
@@ -51,6 +52,8 @@ export interface RegistryClientOptions {
   userAgent?: string;
   /** Injected randomness for backoff jitter (tests); defaults to Math.random. */
   random?: () => number;
+  /** CAs trusted for https origins (the launcher's deferred NODE_EXTRA_CA_CERTS); default: Node's. */
+  tls?: TlsTrust;
 }
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -160,6 +163,7 @@ export class RegistryClient {
   private readonly connections: number;
   private readonly userAgent: string;
   private readonly random: () => number;
+  private readonly tls: TlsTrust | undefined;
   private readonly originOverrides = new Map<string, string>();
   /** docker.io pull mirrors in preference order. */
   readonly mirrors: readonly MirrorEndpoint[];
@@ -173,6 +177,7 @@ export class RegistryClient {
     this.connections = options.connectionsPerHost ?? 8;
     this.userAgent = options.userAgent ?? 'stowage';
     this.random = options.random ?? Math.random;
+    this.tls = options.tls;
     this.mirrors = (options.registryMirrors ?? []).map((m) => this.parseMirror(m));
     for (const m of this.mirrors) this.originOverrides.set(m.name, m.origin);
   }
@@ -204,7 +209,15 @@ export class RegistryClient {
   private pool(origin: string): Pool {
     let p = this.pools.get(origin);
     if (!p) {
-      p = createPool(origin, { connections: this.connections, headersTimeout: 300_000, bodyTimeout: 300_000 });
+      // Asked only for https origins, so a run that speaks plain HTTP never builds the context. One
+      // context for every pool: undici passes `connect` through to tls.connect.
+      const secureContext = origin.startsWith('https:') ? this.tls?.secureContext() : undefined;
+      p = createPool(origin, {
+        connections: this.connections,
+        headersTimeout: 300_000,
+        bodyTimeout: 300_000,
+        ...(secureContext ? { connect: { secureContext } } : {}),
+      });
       this.pools.set(origin, p);
     }
     return p;

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
+import type { TlsTrust } from '../../registry/tls-trust.js';
 import { StowageError } from '../../util/errors.js';
 import { resolveSourcesIn } from '../context/resolve.js';
 import { copyIntoRootfs, resolveDest, type CopyOptions, type CopyResult, type CopySource } from './copy.js';
@@ -35,6 +36,8 @@ export interface AddOptions extends Omit<CopyOptions, 'sources'> {
   checksum?: string;
   /** undici dispatcher for downloads (proxies, tests); default: undici's global one. */
   dispatcher?: Dispatcher;
+  /** CAs trusted for https downloads when no `dispatcher` is given (default: Node's). */
+  tls?: TlsTrust;
   /** Parent of the private download dir (default: the OS temp dir). */
   tmpDir?: string;
 }
@@ -218,16 +221,38 @@ async function download(url: string, file: string, expected: string | undefined,
     target.password = '';
   }
   const scrub = (m: string) => secrets.reduce((acc, sec) => acc.split(sec).join('…'), m);
+  // Imported here, not at the top: undici's full entry point (fetch, websockets, mocks: ~110
+  // modules) costs every build ~0.1–0.3 s of startup, and only ADD <url> needs it.
+  const { fetch, Agent } = await import('undici');
+  // Extra CAs (the launcher's deferred NODE_EXTRA_CA_CERTS): an agent of this download's own,
+  // closed with it. The expensive part, the secure context, is built once per run and shared; an
+  // agent per download only gives up connection reuse between ADD URLs, which are few, and needs no
+  // owner that outlives the build to close it. Asked for plain http:// URLs too: they may redirect
+  // to https.
+  const secureContext = opts.dispatcher ? undefined : opts.tls?.secureContext();
+  const agent = secureContext ? new Agent({ connect: { secureContext } }) : undefined;
+  try {
+    await fetchInto(file, expected, opts, { fetch, dispatcher: opts.dispatcher ?? agent, target, headers, shown, scrub });
+  } finally {
+    await agent?.close().catch(() => undefined);
+  }
+}
+
+/** The download itself, through `r.dispatcher` (undici's global one when undefined). */
+async function fetchInto(
+  file: string,
+  expected: string | undefined,
+  opts: AddOptions,
+  r: { fetch: typeof import('undici').fetch; dispatcher: Dispatcher | undefined; target: URL; headers: Record<string, string>; shown: string; scrub: (m: string) => string },
+): Promise<void> {
+  const { shown, scrub } = r;
   let res;
   try {
-    // Imported here, not at the top: undici's full entry point (fetch, websockets, mocks: ~110
-    // modules) costs every build ~0.1–0.3 s of startup, and only ADD <url> needs it.
-    const { fetch } = await import('undici');
-    res = await fetch(target, {
+    res = await r.fetch(r.target, {
       signal: opts.signal,
       redirect: 'follow',
-      headers,
-      ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
+      headers: r.headers,
+      ...(r.dispatcher ? { dispatcher: r.dispatcher } : {}),
     });
   } catch (e) {
     if ((e as Error).name === 'AbortError') throw e;

@@ -83,6 +83,7 @@ export async function copyFiles(
       // Downloads go under the cache dir, never the system temp dir: with --isolation=none that
       // is the image's own /tmp (absent in FROM scratch, and a stray entry in the layer).
       tmpDir: joinPath(env.options.cacheDir, 'add-tmp'),
+      ...(env.options.tls ? { tls: env.options.tls } : {}),
     });
     return;
   }

@@ -122,6 +122,8 @@ export interface StageOptions {
   onEvent?: (event: BuildEvent) => void;
   /** Time used for `created` when no sourceDateEpoch is given; injected so results are testable. */
   now?: () => Date;
+  /** CAs trusted by `ADD https://…` downloads (default: Node's). */
+  tls?: import('../../registry/tls-trust.js').TlsTrust;
 }
 
 /** Everything an executing instruction needs: where to write, and through which ports. */
