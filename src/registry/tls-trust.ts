@@ -69,9 +69,23 @@ function buildContext(file: string, warn: (message: string) => void): SecureCont
   const tls = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
   try {
     // `ca` replaces the bundled roots, so they are passed too: NODE_EXTRA_CA_CERTS adds to them.
-    return tls.createSecureContext({ ca: [...tls.rootCertificates, pem] });
+    const roots = tls.rootCertificates;
+    return tls.createSecureContext({ ca: [...roots, withoutCertificatesOf(pem, roots)] });
   } catch (e) {
     warn(`Warning: Ignoring extra certs from \`${file}\`, load failed: ${(e as Error).message}\n`);
     return undefined;
   }
+}
+
+/**
+ * `pem` without the certificates that are also in `roots`. CI machines often point
+ * NODE_EXTRA_CA_CERTS at the system bundle (/etc/ssl/certs/ca-certificates.crt), which repeats most
+ * of Node's bundled roots; each certificate costs a parse, and here the repeats made building the
+ * context ~80 ms instead of ~55 (Node 20, 144 + 144 certificates). Trusting a certificate twice
+ * changes nothing. Everything else in the file is passed on as it is.
+ */
+export function withoutCertificatesOf(pem: string, roots: readonly string[]): string {
+  const body = (cert: string) => cert.replace(/-----[A-Z ]+-----|\s+/g, '');
+  const known = new Set(roots.map(body));
+  return pem.replace(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\s*/g, (cert) => (known.has(body(cert)) ? '' : cert));
 }

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { deferredTlsTrust } from '../../src/registry/tls-trust.js';
+import { deferredTlsTrust, withoutCertificatesOf } from '../../src/registry/tls-trust.js';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { makeTestCertificates, type TestCertificates } from '../helpers/tls-certs.js';
 
 let dir: string;
@@ -65,6 +66,16 @@ test('a deferred file: NODE_EXTRA_CA_CERTS restored, one context built on first 
   // server, the deferred trust accepts it.
   assert.notEqual(await handshake(undefined), 'ok');
   assert.equal(await handshake(first), 'ok');
+});
+
+test('a file that repeats the bundled roots (a system bundle) and adds a CA: the CA is trusted, the repeats are dropped before parsing', async () => {
+  const ca = await readFile(certs.caPath, 'utf8');
+  const bundle = join(dir, 'bundle.pem');
+  // CRLF line ends, as some bundles have: still recognised as the same certificates.
+  writeFileSync(bundle, [...tls.rootCertificates.slice(0, 20).map((c) => c.replace(/\n/g, '\r\n')), ca].join('\n'));
+  assert.equal(withoutCertificatesOf(readFileSync(bundle, 'utf8'), tls.rootCertificates).trim(), ca.trim());
+  const trust = deferredTlsTrust({ STOWAGE_DEFERRED_CA_CERTS: bundle }, { warn: (m) => assert.fail(`unexpected warning ${m}`) });
+  assert.equal(await handshake(trust.secureContext()), 'ok');
 });
 
 test('an unreadable file: one warning in Node\'s words, then Node\'s defaults', () => {
