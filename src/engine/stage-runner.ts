@@ -95,7 +95,10 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
   const shared = isSharedRoot(ports.snapshotter) ? ports.snapshotter : undefined;
   const extracted: ExtractedTree[] = [];
   const ensureRootfs = async (layers: readonly Layer[], sig: AbortSignal): Promise<StageRootfs> => {
-    if (rootfs) return rootfs;
+    if (rootfs) {
+      await rootfs.ready(sig);
+      return rootfs;
+    }
     if (shared) {
       rootfs = await shared.prepareFromLayers({ layers, signal: sig });
       held.push(rootfs);
@@ -117,7 +120,9 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
   try {
     const created = createdTime(options);
     let lastCreated: string | undefined;
-    for (const instr of [...req.onbuildTriggers, ...stage.instructions]) {
+    const instructions = [...req.onbuildTriggers, ...stage.instructions];
+    const lastFilesystemIndex = instructions.findLastIndex((i) => touchesFilesystem(i));
+    for (const [index, instr] of instructions.entries()) {
       signal.throwIfAborted();
       const line = instr.range.start.line;
       options.onEvent?.({ type: 'step-start', stage: stage.index, line, text: instr.original });
@@ -155,7 +160,7 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
         const miss = acquired && 'miss' in acquired ? acquired.miss : undefined;
         try {
           if (fs) {
-            const env: StepEnvironment = { rootfs: await ensureRootfs(draft.layers, signal), dockerfilePath: req.dockerfilePath, stageIndex: stage.index, escape, ports, options };
+            const env: StepEnvironment = { rootfs: await ensureRootfs(draft.layers, signal), dockerfilePath: req.dockerfilePath, stageIndex: stage.index, escape, ports, options, lastFilesystemStep: index === lastFilesystemIndex };
             out = await executeInstruction(instr, state, draft.config, env);
           } else {
             out = executeMetadataInstruction(instr, state, options.platform);

@@ -240,9 +240,11 @@ describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, over
       assert.equal(readFileSync(join(rootfs.path, 'opq/new'), 'utf8'), 'new');
       assert.equal(lstatSync(join(rootfs.path, 'etc'), { bigint: true }).mtimeNs, BASE_NS, 'nanosecond mtimes survive unpack and copy');
       const perStep: TarRow[][] = [];
-      for (const step of STEPS) {
+      for (const [i, step] of STEPS.entries()) {
+        await rootfs.ready();
         step.run(rootfs.path);
-        const changes = await rootfs.snapshot({ ignore: ['/run/secrets'] });
+        // The last step's snapshot is final, as a stage's last writing step is.
+        const changes = await rootfs.snapshot({ ignore: ['/run/secrets'], final: i === STEPS.length - 1 });
         const rs = await rows(store, changes);
         step.expect(rs);
         perStep.push(rs);
@@ -317,6 +319,27 @@ describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, over
     } finally {
       for (const r of [a, b, c]) if (!released.has(r!)) await r!.release();
     }
+  });
+
+  it('overlay: a final snapshot owes its remount; a write after all gets a fresh upper; release unmounts', { skip: overlayWhy !== undefined && 'overlay unavailable' }, async () => {
+    const lower = join(t.path, 'owed-lower');
+    mkdirSync(lower, { recursive: true });
+    writeFileSync(join(lower, 'base'), 'base');
+    const rootfs = await new OverlaySnapshotter().prepare({ lowers: [lower], workDir: join(t.path, 'work-owed') });
+    const mounted = (): boolean => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === rootfs.path);
+    try {
+      writeFileSync(join(rootfs.path, 'one'), '1');
+      assert.deepEqual((await rootfs.snapshot({ final: true })).entries.map((e) => e.path), ['one']);
+      assert.equal(readFileSync(join(rootfs.path, 'one'), 'utf8'), '1', 'readers see the final tree without a remount');
+      await rootfs.ready();
+      writeFileSync(join(rootfs.path, 'two'), '2');
+      assert.deepEqual((await rootfs.snapshot()).entries.map((e) => e.path), ['two'], 'the owed remount gave the write a fresh upper');
+      // Not awaited through ready(): release waits for the running remount, then unmounts.
+      assert.ok(mounted());
+    } finally {
+      await rootfs.release();
+    }
+    assert.ok(!mounted(), 'nothing stays mounted');
   });
 
   it('overlay mounts hundreds of lowers (short relative lowerdir names)', { skip: overlayWhy !== undefined && 'overlay unavailable' }, async () => {

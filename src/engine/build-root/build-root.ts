@@ -85,6 +85,7 @@ class BuildRootFs implements StageRootfs {
     this.index = index;
     return changes;
   }
+  async ready(): Promise<void> {}
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;

@@ -7,6 +7,6 @@ import type { StepEnvironment } from './types.js';
  */
 export async function commitLayer(env: StepEnvironment, options: { ignore?: string[] } = {}): Promise<Layer> {
   const { signal, sourceDateEpoch } = env.options;
-  const changes = await env.rootfs.snapshot({ ...(options.ignore ? { ignore: options.ignore } : {}), signal });
+  const changes = await env.rootfs.snapshot({ ...(options.ignore ? { ignore: options.ignore } : {}), final: env.lastFilesystemStep, signal });
   return env.ports.layerWriter.writeLayer(changes, { ...(sourceDateEpoch !== undefined ? { clampMtime: sourceDateEpoch } : {}), signal });
 }

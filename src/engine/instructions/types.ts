@@ -14,8 +14,13 @@ import type { RunStepOptions } from '../sandbox/types.js';
 /** A filesystem a stage runs in; after each step `snapshot()` returns what the step changed. */
 export interface StageRootfs {
   readonly path: string;
-  /** Written as one layer by `writeLayer`; `ignore` lists absolute in-rootfs paths to leave out. */
-  snapshot(options: { ignore?: string[]; signal: AbortSignal }): Promise<unknown>;
+  /**
+   * Written as one layer by `writeLayer`; `ignore` lists absolute in-rootfs paths to leave out;
+   * `final`: no later step of the stage writes this rootfs.
+   */
+  snapshot(options: { ignore?: string[]; final?: boolean; signal: AbortSignal }): Promise<unknown>;
+  /** Resolves when the next step may write the rootfs (reading it never waits). */
+  ready(signal: AbortSignal): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -135,4 +140,6 @@ export interface StepEnvironment {
   escape: string;
   ports: StagePorts;
   options: StageOptions;
+  /** No later instruction of the stage touches the filesystem (the snapshot may skip readying the rootfs for one). */
+  lastFilesystemStep: boolean;
 }

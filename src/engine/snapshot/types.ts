@@ -34,6 +34,11 @@ export interface SnapshotOptions {
   signal?: AbortSignal;
   /** Extra ignored paths for this step only (its `RUN --mount` targets). */
   ignore?: readonly string[];
+  /**
+   * No later step of this stage writes the rootfs (it is only read, e.g. by COPY --from, and then
+   * released): the snapshotter need not make it ready for another step.
+   */
+  final?: boolean;
 }
 
 export interface Rootfs {
@@ -42,12 +47,18 @@ export interface Rootfs {
   readonly kind: SnapshotterKind;
   /** Same as `Snapshotter.snapshot(this, options)`. */
   snapshot(options?: SnapshotOptions): Promise<ChangeSet>;
+  /**
+   * Resolves when the next step may write the rootfs. Reading `path` needs no wait: between a
+   * snapshot and this, the tree shows the same files (overlay: the remount that gives the next step
+   * a fresh upper runs meanwhile, overlapping the previous step's layer write).
+   */
+  ready(signal?: AbortSignal): Promise<void>;
   /** Same as `Snapshotter.release(this)`. */
   release(): Promise<void>;
 }
 
 /**
- * prepare → (run a step → snapshot)* → release. A ChangeSet's `source` paths stay valid until the
+ * prepare → (ready → run a step → snapshot)* → release. A ChangeSet's `source` paths stay valid until the
  * next step runs (walk: they are the live files) — write its layer before starting the next step.
  */
 export interface Snapshotter {

@@ -33,6 +33,7 @@ class WalkRootfs implements Rootfs {
   snapshot(options?: SnapshotOptions): Promise<ChangeSet> {
     return this.owner.snapshot(this, options);
   }
+  async ready(): Promise<void> {}
   release(): Promise<void> {
     return this.owner.release(this);
   }
