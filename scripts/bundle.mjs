@@ -55,7 +55,8 @@ const keepAsFiles = (files) => ({
 const bundleUndiciInternals = {
   name: 'bundle-undici-internals',
   setup(b) {
-    b.onResolve({ filter: /^undici\/lib\// }, (args) => ({ path: createRequire(join(args.resolveDir, 'x.js')).resolve(args.path) }));
+    // Resolved from this checkout: a private build elsewhere (bench/micro) has no node_modules yet.
+    b.onResolve({ filter: /^undici\/lib\// }, (args) => ({ path: createRequire(import.meta.url).resolve(args.path) }));
   },
 };
 const requireBanner = `${MARKER}\nimport { createRequire as __stowageCreateRequire } from 'node:module';\nconst require = __stowageCreateRequire(import.meta.url);`;
