@@ -19,7 +19,7 @@ export interface StageRootfs {
    * `final`: no later step of the stage writes this rootfs.
    */
   snapshot(options: { ignore?: string[]; final?: boolean; signal: AbortSignal }): Promise<unknown>;
-  /** Resolves when the next step may write the rootfs (reading it never waits). */
+  /** Resolves when the next step may use `path`; after a `final` snapshot it is readable as it is. */
   ready(signal: AbortSignal): Promise<void>;
   release(): Promise<void>;
 }

@@ -48,9 +48,9 @@ export interface Rootfs {
   /** Same as `Snapshotter.snapshot(this, options)`. */
   snapshot(options?: SnapshotOptions): Promise<ChangeSet>;
   /**
-   * Resolves when the next step may write the rootfs. Reading `path` needs no wait: between a
-   * snapshot and this, the tree shows the same files (overlay: the remount that gives the next step
-   * a fresh upper runs meanwhile, overlapping the previous step's layer write).
+   * Resolves when the next step may use `path` (overlay: the remount that gives it a fresh upper,
+   * started by the snapshot, runs meanwhile beside the previous step's layer write, and `path` is
+   * briefly unmounted). After a `final` snapshot `path` stays readable as it is (COPY --from).
    */
   ready(signal?: AbortSignal): Promise<void>;
   /** Same as `Snapshotter.release(this)`. */
