@@ -144,11 +144,18 @@ describe('dedup across repositories (token auth)', () => {
       // Every registry request we made is in the access log (token fetches go to the issuer, not the registry).
       const tokenFetches = reg.tokenIssuer!.requests.length;
       assert.equal(stats.requests, log.length - 1 /* readiness probe */ + tokenFetches);
-      // The mount token asked for push on the target first and pull on the source.
-      assert.ok(
-        reg.tokenIssuer!.requests.some((r) => r.scopes[0] === 'repository:dedup/r1:pull,push' && r.scopes.includes('repository:dedup/r0:pull')),
-        JSON.stringify(reg.tokenIssuer!.requests.map((r) => r.scopes)),
-      );
+      // Each mount token asked for push on the target first and pull on the source: the repository
+      // whose push uploaded the shared layer (whichever of the concurrent pushes got there first).
+      const mountScopes = reg.tokenIssuer!.requests
+        .map((r) => r.scopes)
+        .filter((sc) => sc.length === 2 && /^repository:dedup\/r\d:pull,push$/.test(sc[0]!) && /^repository:dedup\/r\d:pull$/.test(sc[1]!));
+      const scopesText = JSON.stringify(reg.tokenIssuer!.requests.map((r) => r.scopes));
+      assert.equal(mountScopes.length, 2, scopesText);
+      const sources = new Set(mountScopes.map((sc) => sc[1]!.split(':')[1]));
+      const targets = new Set(mountScopes.map((sc) => sc[0]!.split(':')[1]));
+      assert.equal(sources.size, 1, `both mounts read the one uploaded copy: ${scopesText}`);
+      assert.equal(targets.size, 2, scopesText);
+      assert.ok(![...targets].some((t) => sources.has(t)), `a repository does not mount from itself: ${scopesText}`);
       console.log(`dedup stats: ${JSON.stringify(stats)}; token fetches ${tokenFetches}`);
 
       // Every repo really holds the shared blob.
