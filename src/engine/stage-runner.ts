@@ -188,6 +188,9 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
       }
       options.onEvent?.({ type: 'step-done', stage: stage.index, line, ...(out.layer ? { layer: out.layer.descriptor.digest } : {}), ...(acquired && 'hit' in acquired ? { cached: true } : {}) });
     }
+    // A stage whose last writing step made no snapshot (WORKDIR /) may leave the previous one's
+    // remount running; its readers (COPY --from) need the mount back, and its failure must count.
+    await rootfs?.settle();
     // The image is as new as its newest step, so a rebuild whose steps all hit has the same digest.
     const imageCreated = options.sourceDateEpoch !== undefined ? created : (lastCreated ?? created);
     const platformFields: Partial<ImageConfig> = { created: imageCreated, architecture: options.platform.architecture, os: options.platform.os, variant: options.platform.variant };

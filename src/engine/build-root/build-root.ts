@@ -86,6 +86,7 @@ class BuildRootFs implements StageRootfs {
     return changes;
   }
   async ready(): Promise<void> {}
+  async settle(): Promise<void> {}
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;

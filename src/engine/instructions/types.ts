@@ -21,6 +21,8 @@ export interface StageRootfs {
   snapshot(options: { ignore?: string[]; final?: boolean; signal: AbortSignal }): Promise<unknown>;
   /** Resolves when the next step may use `path`; after a `final` snapshot it is readable as it is. */
   ready(signal: AbortSignal): Promise<void>;
+  /** Waits for background work a snapshot left (reporting its failure); then `path` is readable. */
+  settle(): Promise<void>;
   release(): Promise<void>;
 }
 

@@ -44,11 +44,17 @@ class OverlayRootfs implements Rootfs {
     return this.owner.snapshot(this, options);
   }
   async ready(signal?: AbortSignal): Promise<void> {
-    const pending = this.remount;
-    if (pending === undefined) return;
-    if (pending === 'owed') this.remount = remountOverlay(this, signal);
+    await this.settle();
+    if (this.remount === 'owed') {
+      this.remount = remountOverlay(this, signal);
+      await this.settle();
+    }
+  }
+  async settle(): Promise<void> {
+    const running = this.remount;
+    if (!(running instanceof Promise)) return;
     try {
-      await this.remount;
+      await running;
     } finally {
       this.remount = undefined;
     }

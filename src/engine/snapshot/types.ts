@@ -53,6 +53,11 @@ export interface Rootfs {
    * briefly unmounted). After a `final` snapshot `path` stays readable as it is (COPY --from).
    */
   ready(signal?: AbortSignal): Promise<void>;
+  /**
+   * Waits for what a snapshot left running (a remount) and reports its failure, starting nothing
+   * owed: then `path` shows the tree to readers.
+   */
+  settle(): Promise<void>;
   /** Same as `Snapshotter.release(this)`. */
   release(): Promise<void>;
 }

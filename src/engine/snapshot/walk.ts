@@ -34,6 +34,7 @@ class WalkRootfs implements Rootfs {
     return this.owner.snapshot(this, options);
   }
   async ready(): Promise<void> {}
+  async settle(): Promise<void> {}
   release(): Promise<void> {
     return this.owner.release(this);
   }
