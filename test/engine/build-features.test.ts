@@ -64,6 +64,27 @@ COPY --from=one /base.log /b.log
   assert.equal(readFileSync(join(rootfs, 'b.log'), 'utf8'), 'base-ran\n');
 });
 
+test('COPY --from a stage whose last writing step made no snapshot (WORKDIR /) sees its whole tree', async () => {
+  // Under overlay, the RUN's snapshot remounts the rootfs in the background for a next step; the
+  // stage must wait for that remount before a reader copies from its path (a race this scenario
+  // rarely loses; snapshot.test.ts checks settle itself).
+  const f = fx({
+    Dockerfile: `FROM busybox AS a
+RUN mkdir -p /out && echo one > /out/one && echo two > /out/two
+WORKDIR /
+
+FROM scratch
+COPY --from=a /out /out
+COPY --from=a /bin/busybox /busybox
+`,
+  });
+  const image = await build(f);
+  const rootfs = await unpackWithUmoci(f, image);
+  assert.equal(readFileSync(join(rootfs, 'out/one'), 'utf8'), 'one\n');
+  assert.equal(readFileSync(join(rootfs, 'out/two'), 'utf8'), 'two\n');
+  assert.ok(statSync(join(rootfs, 'busybox')).size > 100_000, 'the base layers are visible too');
+});
+
 test('RUN heredocs (script and shell forms), secret, cache and tmpfs mounts leave nothing behind', async () => {
   const f = fx({
     Dockerfile: `FROM busybox

@@ -334,6 +334,11 @@ describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, over
       await rootfs.ready();
       writeFileSync(join(rootfs.path, 'two'), '2');
       assert.deepEqual((await rootfs.snapshot()).entries.map((e) => e.path), ['two'], 'the owed remount gave the write a fresh upper');
+      await rootfs.settle();
+      assert.ok(mounted(), 'settle waits for the remount the snapshot started');
+      assert.equal(readFileSync(join(rootfs.path, 'two'), 'utf8'), '2', 'and then the path shows the tree');
+      writeFileSync(join(rootfs.path, 'three'), '3');
+      assert.deepEqual((await rootfs.snapshot()).entries.map((e) => e.path), ['three']);
       // The remount this snapshot started is not awaited here: release must wait for it, then unmount.
     } finally {
       await rootfs.release();
