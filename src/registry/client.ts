@@ -6,7 +6,7 @@
  * Holds per-run caches (pools, challenges, tokens) in the client instance, never at module level.
  */
 import type { Dispatcher } from 'undici';
-import { createPool, poolRequest, type Pool } from './undici-pool.js';
+import { PoolRequester, createPool, type Pool } from './undici-pool.js';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StowageError, isAbortError } from '../util/errors.js';
@@ -164,6 +164,7 @@ export class RegistryClient {
   private readonly userAgent: string;
   private readonly random: () => number;
   private readonly tls: TlsTrust | undefined;
+  private readonly requester = new PoolRequester();
   private readonly originOverrides = new Map<string, string>();
   /** docker.io pull mirrors in preference order. */
   readonly mirrors: readonly MirrorEndpoint[];
@@ -271,7 +272,7 @@ export class RegistryClient {
       ...(init.method === 'HEAD' ? { reset: false } : {}),
     };
     try {
-      return await poolRequest(this.pool(url.origin), opts);
+      return await this.requester.request(this.pool(url.origin), opts);
     } catch (e) {
       if (isAbortError(e) || signal?.aborted) throw e;
       if (isUnknownHostError(e)) throw unknownHost(ctx);
