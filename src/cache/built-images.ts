@@ -9,7 +9,8 @@
  * Like the step cache, a problem here never fails a build: a missing blob, a corrupt or expired
  * record — each means "build it".
  */
-import { mkdir, open, opendir, readFile } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, opendir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Image } from '../image/blob.js';
@@ -97,7 +98,8 @@ export class BuiltImages {
   async lookup(key: string, signal: AbortSignal): Promise<Image | undefined> {
     let rec: BuiltImageRecord;
     try {
-      rec = parseRecord(await readFile(this.recordPath(key), { encoding: 'utf8', signal }), key);
+      signal.throwIfAborted();
+      rec = parseRecord(readFileSync(this.recordPath(key), 'utf8'), key);
     } catch (e) {
       signal.throwIfAborted();
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.options.warn(`built images: ignoring the record for ${key} (${errorMessage(e)}); the image is built`);
@@ -172,23 +174,24 @@ function parseRecord(text: string, key: string): BuiltImageRecord {
 
 /**
  * A manifest or config from the store (verified when stored); undefined when it is not there. Read
- * from the blob's file in one go: a read stream allocates a 1 MiB buffer for these few KB, and a
- * warm rebuild reads two per image (20 images: ~15 ms of CPU, mostly garbage collection).
+ * from the blob's file in one go, synchronously: a read stream allocates a 1 MiB buffer for these
+ * few KB, and a warm rebuild reads two per image (20 images: ~15 ms of CPU, mostly garbage
+ * collection); through fs.promises each of the four calls is a threadpool round trip.
  */
 async function readSmallBlob(store: BlobStore, digest: Digest, signal: AbortSignal): Promise<Uint8Array | undefined> {
   signal.throwIfAborted();
-  let fh;
+  let fd;
   try {
-    fh = await open(store.pathOf(digest), 'r');
+    fd = openSync(store.pathOf(digest), 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
   try {
-    const st = await fh.stat();
+    const st = fstatSync(fd);
     if (!st.isFile() || st.size > 4 * 1024 * 1024) return undefined;
-    return await fh.readFile();
+    return readFileSync(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }

