@@ -51,10 +51,18 @@ const keepAsFiles = (files) => ({
  * wrapped and scanned by the CJS-to-ESM lexer on every start — bundled, that is ~10 ms less per run
  * (an import of the two: 30 -> 20 ms). The rest of undici (ADD <url>'s fetch) stays a package.
  * Bundled CommonJS calls `require` for Node's built-ins; the banner gives the ES module one.
+ * undici's HTTP/2 client is left out: stowage never sets `allowH2`, so no connection negotiates h2
+ * and `connectH2` is never called, but its module loads node:http2 (and with it node:tls) when the
+ * pool loads — ~5 ms of CPU in every run that talks to a registry. Should h2 ever be enabled, the
+ * stub fails loudly at the first h2 connection instead of silently misbehaving.
  */
 const bundleUndiciInternals = {
   name: 'bundle-undici-internals',
   setup(b) {
+    b.onLoad({ filter: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client-h2\.js$/ }, () => ({
+      contents: "'use strict'\nmodule.exports = function connectH2 () { throw new Error('stowage is bundled without undici\\'s HTTP/2 client (allowH2 is never set)') }\n",
+      loader: 'js',
+    }));
     // Resolved from this checkout: a private build elsewhere (bench/micro) has no node_modules yet.
     b.onResolve({ filter: /^undici\/lib\// }, (args) => ({ path: createRequire(import.meta.url).resolve(args.path) }));
   },
