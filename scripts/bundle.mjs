@@ -1,23 +1,30 @@
 // Bundles the compiled CLI (tsc's dist/) with esbuild, run by `npm run build` after tsc and
-// gen-validator. What comes out replaces tsc's files of the same names in dist/cli/:
-// - main.js: argument dispatch, --help and --version; commands.js: the command table;
-// - one file per command (executor.js, build.js, lint.js, …) with all of stowage's code that command
-//   reaches. Dynamic import()s inside stay lazy in what they evaluate (esbuild turns them into init
-//   calls) but load no file: an executor run used to load ~65 code-split chunks through Node's ESM
-//   loader, each resolved, read and compiled on its own, ~30-40 ms of CPU per run
+// gen-validator. What comes out in dist/cli/:
+// - main.js: argument dispatch, --help and --version; commands.js: the command table (both ES
+//   modules, replacing tsc's files of the same names);
+// - one CommonJS file per command (executor.cjs, build.cjs, lint.cjs, …) with all of stowage's code
+//   that command reaches, and beside each its V8 code cache (<name>.cjs.v8cache). commands.js loads
+//   them through src/cli/command-bundle.ts, which compiles them with that cache: Node 20 caches no
+//   compiled code of a program's own modules, and parsing a ~1 MB bundle was ~18 ms of every run
+//   (from the cache: ~3 ms). CommonJS because only vm.Script takes a code cache without V8 flags
+//   (and any V8 flag costs Node's own built-ins their code cache, see bin/stowage).
+//   Dynamic import()s inside stay lazy in what they evaluate (esbuild turns them into init calls)
+//   but load no file: an executor run used to load ~65 code-split chunks through Node's ESM loader,
+//   each resolved, read and compiled on its own, ~30-40 ms of CPU per run
 //   (bench/micro/small-case.ts). A command's file holds only what it reaches, so `lint` and `plan`
 //   parse no build code and load no registry client.
-// src/util/errors.js stays a file of its own that all of them import, so StowageError is one class:
-// main.js reports what a command throws, and `instanceof` must hold across the files.
+// - errors.cjs: src/util/errors.js as a file of its own that all of them load, so StowageError is one
+//   class: main.js reports what a command throws, and `instanceof` must hold across the files.
 // The rest of tsc's output stays as it was: the bundles are at the same depth below the package root
 // as dist/cli/*.js, so the paths modules find relative to themselves (package.json, schema/,
-// dist/spec/'s precompiled validator, the install dir) hold. Running tsc again makes these files
-// tsc's own again: never a stale bundle.
-import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+// dist/spec/'s precompiled validator, the install dir) hold. Running tsc again makes main.js and
+// commands.js tsc's own again, and they load tsc's modules: never a stale bundle.
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Script } from 'node:vm';
+import { build } from 'esbuild';
 
 // A compiled tree elsewhere (bench's private build) may be given; default the checkout's dist/.
 const dist = process.argv[2] ? resolve(process.argv[2]) : join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
@@ -50,7 +57,6 @@ const keepAsFiles = (files) => ({
  * bundled into the command files: loaded by Node they are 24 CommonJS modules, each resolved, read,
  * wrapped and scanned by the CJS-to-ESM lexer on every start — bundled, that is ~10 ms less per run
  * (an import of the two: 30 -> 20 ms). The rest of undici (ADD <url>'s fetch) stays a package.
- * Bundled CommonJS calls `require` for Node's built-ins; the banner gives the ES module one.
  * undici's HTTP/2 client is left out: stowage never sets `allowH2`, so no connection negotiates h2
  * and `connectH2` is never called, but its module loads node:http2 (and with it node:tls) when the
  * pool loads — ~5 ms of CPU in every run that talks to a registry. Should h2 ever be enabled, the
@@ -67,7 +73,33 @@ const bundleUndiciInternals = {
     b.onResolve({ filter: /^undici\/lib\// }, (args) => ({ path: createRequire(import.meta.url).resolve(args.path) }));
   },
 };
-const requireBanner = `${MARKER}\nimport { createRequire as __stowageCreateRequire } from 'node:module';\nconst require = __stowageCreateRequire(import.meta.url);`;
+/**
+ * Packages that ship only ES modules (p-limit and its queue) cannot be required by a CommonJS bundle
+ * on every Node 20: they are bundled into it instead of loaded from node_modules.
+ */
+const bundleEsmOnlyPackages = {
+  name: 'bundle-esm-only-packages',
+  setup(b) {
+    b.onResolve({ filter: /^(p-limit|yocto-queue)$/ }, (args) => ({ path: createRequire(join(dirname(fileURLToPath(import.meta.url)), '..', 'package.json')).resolve(args.path) }));
+  },
+};
+
+/** A command's import of './<name>.js' in commands.js becomes a load of its bundle with the code cache. */
+const commandBundles = (names, loaderFile) => ({
+  name: 'command-bundles',
+  setup(b) {
+    const byPath = new Map(names.map((n) => [join(cliDir, `${n}.js`), n]));
+    b.onResolve({ filter: /^\.\/[a-z-]+\.js$/ }, (args) => {
+      const name = byPath.get(resolve(args.resolveDir, args.path));
+      return name === undefined ? undefined : { path: name, namespace: 'stowage-command-bundle' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'stowage-command-bundle' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(loaderFile)}).loadCommandBundle(${JSON.stringify(args.path)});\n`,
+      loader: 'js',
+      resolveDir: cliDir,
+    }));
+  },
+});
 
 const common = {
   allowOverwrite: true,
@@ -77,9 +109,8 @@ const common = {
   platform: 'node',
   target: 'node20',
   entryNames: '[name]',
-  // Only stowage's own modules: packages are loaded by Node from node_modules exactly as when the
-  // tests run the sources (a bundled CommonJS package would lose the named exports Node gives a
-  // dynamic import() of it, e.g. `(await import('tar-stream')).extract`).
+  // Only stowage's own modules (and the few package files named above): packages are loaded by Node
+  // from node_modules exactly as when the tests run the sources.
   packages: 'external',
   banner: { js: MARKER },
   logLevel: 'warning',
@@ -87,17 +118,38 @@ const common = {
 // The commands are what commands.js imports lazily (`import('./lint.js')` …).
 const names = [...readFileSync(commands, 'utf8').matchAll(/import\(["']\.\/([a-z-]+)\.js["']\)/g)].map((m) => m[1]);
 if (names.length === 0) throw new Error('bundle: found no command imports in dist/cli/commands.js');
-const errorsFile = new Map([[errors, '../util/errors.js']]);
+const loaderFile = join(cliDir, 'command-bundle.js');
+const { BUNDLE_WRAPPER_HEAD, BUNDLE_WRAPPER_TAIL } = await import(pathToFileURL(loaderFile).href);
 // Everything is built from tsc's own files into a temp dir first (build.js reaches plan.js, which
 // must not already be a bundle), then moved into dist/cli/ together.
 const out = mkdtempSync(join(dist, '.bundle-'));
 try {
-  await build({ ...common, banner: { js: requireBanner }, outdir: out, entryPoints: names.map((n) => join(cliDir, `${n}.js`)), plugins: [keepAsFiles(errorsFile), bundleUndiciInternals] });
-  const commandFiles = new Map(names.map((n) => [join(cliDir, `${n}.js`), `./${n}.js`]));
-  await build({ ...common, outdir: out, entryPoints: [commands], plugins: [keepAsFiles(new Map([...errorsFile, ...commandFiles]))] });
-  await build({ ...common, outdir: out, entryPoints: [main], plugins: [keepAsFiles(new Map([...errorsFile, [commands, './commands.js']]))] });
+  await build({ ...common, format: 'cjs', outExtension: { '.js': '.cjs' }, outdir: out, entryPoints: [errors] });
+  const errorsCjs = new Map([[errors, './errors.cjs']]);
+  await build({
+    ...common,
+    format: 'cjs',
+    outExtension: { '.js': '.cjs' },
+    // Modules find files relative to themselves through import.meta.url; a CommonJS file has none.
+    banner: { js: `${MARKER}\nconst __stowageModuleUrl = require('node:url').pathToFileURL(__filename).href;` },
+    define: { 'import.meta.url': '__stowageModuleUrl' },
+    // import() of a package or built-in becomes require(): vm.Script has no loader for import().
+    supported: { 'dynamic-import': false },
+    outdir: out,
+    entryPoints: names.map((n) => join(cliDir, `${n}.js`)),
+    plugins: [keepAsFiles(errorsCjs), bundleUndiciInternals, bundleEsmOnlyPackages],
+  });
+  for (const n of names) {
+    const file = join(out, `${n}.cjs`);
+    const script = new Script(BUNDLE_WRAPPER_HEAD + readFileSync(file, 'utf8') + BUNDLE_WRAPPER_TAIL, { filename: file });
+    writeFileSync(`${file}.v8cache`, script.createCachedData());
+  }
+  await build({ ...common, outdir: out, entryPoints: [commands], plugins: [keepAsFiles(errorsCjs), commandBundles(names, loaderFile)] });
+  await build({ ...common, outdir: out, entryPoints: [main], plugins: [keepAsFiles(new Map([...errorsCjs, [commands, './commands.js']]))] });
   // main.js last: it marks the whole set as bundled (checked above).
-  for (const n of [...names, 'commands', 'main']) renameSync(join(out, `${n}.js`), join(cliDir, `${n}.js`));
+  for (const n of names) for (const ext of ['.cjs', '.cjs.v8cache']) renameSync(join(out, `${n}${ext}`), join(cliDir, `${n}${ext}`));
+  renameSync(join(out, 'errors.cjs'), join(cliDir, 'errors.cjs'));
+  for (const n of ['commands', 'main']) renameSync(join(out, `${n}.js`), join(cliDir, `${n}.js`));
 } finally {
   rmSync(out, { recursive: true, force: true });
 }
