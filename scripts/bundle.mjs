@@ -23,6 +23,7 @@ import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSy
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
 import { build } from 'esbuild';
 
@@ -139,9 +140,16 @@ try {
     entryPoints: names.map((n) => join(cliDir, `${n}.js`)),
     plugins: [keepAsFiles(errorsCjs), bundleUndiciInternals, bundleEsmOnlyPackages],
   });
+  // The caches hold every function compiled, not only the top level V8 compiles at first: --no-lazy
+  // while compiling, put back before the cache is made (a cache records the V8 flags it was made
+  // under, and one made under a non-default flag would be rejected at run time). A cache of the top
+  // level alone saved ~15 ms per run; of everything, ~25 ms more in the small case (it costs ~1.5 MB
+  // of cache file per big command and ~1.5 MiB of RSS).
   for (const n of names) {
     const file = join(out, `${n}.cjs`);
+    setFlagsFromString('--no-lazy');
     const script = new Script(BUNDLE_WRAPPER_HEAD + readFileSync(file, 'utf8') + BUNDLE_WRAPPER_TAIL, { filename: file });
+    setFlagsFromString('--lazy');
     writeFileSync(`${file}.v8cache`, script.createCachedData());
   }
   await build({ ...common, outdir: out, entryPoints: [commands], plugins: [keepAsFiles(errorsCjs), commandBundles(names, loaderFile)] });
