@@ -148,7 +148,8 @@ try {
   for (const n of names) {
     const file = join(out, `${n}.cjs`);
     setFlagsFromString('--no-lazy');
-    const script = new Script(BUNDLE_WRAPPER_HEAD + readFileSync(file, 'utf8') + BUNDLE_WRAPPER_TAIL, { filename: file });
+    // Under the name it is loaded by: code from the cache keeps it (in stack traces and profiles).
+    const script = new Script(BUNDLE_WRAPPER_HEAD + readFileSync(file, 'utf8') + BUNDLE_WRAPPER_TAIL, { filename: join(cliDir, `${n}.cjs`) });
     setFlagsFromString('--lazy');
     writeFileSync(`${file}.v8cache`, script.createCachedData());
   }
