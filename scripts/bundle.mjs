@@ -119,6 +119,14 @@ const common = {
 // The commands are what commands.js imports lazily (`import('./lint.js')` …).
 const names = [...readFileSync(commands, 'utf8').matchAll(/import\(["']\.\/([a-z-]+)\.js["']\)/g)].map((m) => m[1]);
 if (names.length === 0) throw new Error('bundle: found no command imports in dist/cli/commands.js');
+/** The node flags on bin/stowage's shebang line (`… node --flag …`). */
+function launcherNodeFlags() {
+  const first = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'stowage'), 'utf8').split('\n', 1)[0];
+  const m = /^#!.*\bnode((?:\s+\S+)*)\s*$/.exec(first);
+  if (!m) throw new Error(`bundle: cannot read the node flags of bin/stowage's first line: ${first}`);
+  return m[1].split(/\s+/).filter((f) => f !== '');
+}
+
 const loaderFile = join(cliDir, 'command-bundle.js');
 const { BUNDLE_WRAPPER_HEAD, BUNDLE_WRAPPER_TAIL } = await import(pathToFileURL(loaderFile).href);
 // Everything is built from tsc's own files into a temp dir first (build.js reaches plan.js, which
@@ -140,11 +148,12 @@ try {
     entryPoints: names.map((n) => join(cliDir, `${n}.js`)),
     plugins: [keepAsFiles(errorsCjs), bundleUndiciInternals, bundleEsmOnlyPackages],
   });
-  // The caches hold every function compiled, not only the top level V8 compiles at first: --no-lazy
-  // while compiling, put back before the cache is made (a cache records the V8 flags it was made
-  // under, and one made under a non-default flag would be rejected at run time). A cache of the top
-  // level alone saved ~15 ms per run; of everything, ~25 ms more in the small case (it costs ~1.5 MB
-  // of cache file per big command and ~1.5 MiB of RSS).
+  // A cache records the V8 flags it was made under and is rejected under others: it is made under
+  // the launcher's (bin/stowage's shebang). It holds every function compiled, not only the top
+  // level V8 compiles at first: --no-lazy while compiling, put back before the cache is made. A
+  // cache of the top level alone saved ~15 ms per run; of everything, ~25 ms more in the small case
+  // (it costs ~1.5 MB of cache file per big command and ~1.5 MiB of RSS).
+  for (const flag of launcherNodeFlags()) setFlagsFromString(flag);
   for (const n of names) {
     const file = join(out, `${n}.cjs`);
     setFlagsFromString('--no-lazy');

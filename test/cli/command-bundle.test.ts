@@ -1,21 +1,27 @@
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { Script } from 'node:vm';
 import { BUNDLE_WRAPPER_HEAD, BUNDLE_WRAPPER_TAIL, loadCommandBundle } from '../../src/cli/command-bundle.js';
+import { shebangNodeFlags } from '../../bench/micro/launcher.js';
 
 const cliDir = resolve(import.meta.dirname, '../../dist/cli');
 
-test('every command bundle has a V8 code cache that V8 accepts for the text the loader compiles', () => {
+test('every command bundle has a V8 code cache that V8 accepts, under the launcher\'s node flags, for the text the loader compiles', () => {
   const bundles = readdirSync(cliDir).filter((f) => f.endsWith('.cjs') && f !== 'errors.cjs');
   assert.ok(bundles.includes('build.cjs') && bundles.includes('executor.cjs'), `bundles: ${bundles.join(' ')} (run npm run build)`);
-  for (const b of bundles) {
-    const file = join(cliDir, b);
-    const script = new Script(BUNDLE_WRAPPER_HEAD + readFileSync(file, 'utf8') + BUNDLE_WRAPPER_TAIL, { filename: file, cachedData: readFileSync(`${file}.v8cache`) });
-    assert.equal(script.cachedDataRejected, false, `${b}: the cache was made from other text or by another V8`);
-  }
+  // In a node started as bin/stowage starts it: a cache is rejected under other V8 flags.
+  const check = `
+    const { readFileSync } = require('node:fs');
+    const { Script } = require('node:vm');
+    const [head, tail, dir, ...names] = JSON.parse(process.argv[1]);
+    const rejected = names.filter((n) => new Script(head + readFileSync(dir + '/' + n, 'utf8') + tail, { filename: dir + '/' + n, cachedData: readFileSync(dir + '/' + n + '.v8cache') }).cachedDataRejected);
+    process.stdout.write(JSON.stringify(rejected));`;
+  const flags = shebangNodeFlags(resolve(cliDir, '../../bin/stowage'));
+  const out = execFileSync(process.execPath, [...flags, '-e', check, JSON.stringify([BUNDLE_WRAPPER_HEAD, BUNDLE_WRAPPER_TAIL, cliDir, ...bundles])], { encoding: 'utf8' });
+  assert.deepEqual(JSON.parse(out), [], 'caches made from other text, under other flags or by another V8');
 });
 
 test('a bundle whose cache is missing or unusable is compiled from source', () => {
