@@ -199,7 +199,45 @@ export function unknownHost(ctx: RegistryErrorContext): StowageError {
   });
 }
 
+/**
+ * OpenSSL's verification failures as Node names them (plus its own host-name check): the server
+ * answered TLS with a certificate this process does not trust, which no retry or plain HTTP fixes.
+ */
+const CERTIFICATE_ERRORS = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REVOKED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+function certificateErrorCode(e: unknown): string | undefined {
+  for (let cur: unknown = e, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && CERTIFICATE_ERRORS.has(code)) return code;
+  }
+  return undefined;
+}
+
 export function networkError(ctx: RegistryErrorContext, cause: unknown, attempts: number): StowageError {
+  const certificate = certificateErrorCode(cause);
+  if (certificate !== undefined) {
+    const code = certificate;
+    return new StowageError('registry/certificate', `${where(ctx)}: ${ctx.action} failed: the TLS certificate of ${ctx.registry} is not trusted (${code})`, {
+      hint:
+        code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+          ? `the certificate does not name ${ctx.registry.replace(/:\d+$/, '')}; use the host name it was issued for`
+          : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID'
+            ? `the registry's certificate is outside its validity period (or this machine's clock is wrong)`
+            : `if ${ctx.registry} uses a private CA, set NODE_EXTRA_CA_CERTS to that CA's PEM file`,
+      cause,
+    });
+  }
   const code = (cause as { code?: string })?.code;
   return new StowageError('registry/network', `${where(ctx)}: ${ctx.action} failed after ${attempts} attempt(s): ${code ?? 'connection error'}`, {
     hint: `check that ${ctx.registry} is reachable; for a plain-HTTP registry pass --insecure-registry ${ctx.registry}`,

@@ -179,6 +179,9 @@ test('the same copy without NODE_EXTRA_CA_CERTS fails on the certificate', async
   const r = await stowage(['copy', '-q', `${registry.host}/tls/app:v1`, `oci:${join(dir, 'layout-untrusted')}:v1`], {});
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, UNTRUSTED);
+  assert.match(r.stderr, /certificate of .* is not trusted/, 'said as what it is');
+  assert.match(r.stderr, /hint: .*NODE_EXTRA_CA_CERTS/, 'with the way to trust a private CA');
+  assert.doesNotMatch(r.stderr, /--insecure-registry|after \d+ attempt/, 'not a network problem, not plain HTTP');
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 });
 
