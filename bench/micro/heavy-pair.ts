@@ -16,6 +16,7 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bwrapArgs, snapshotDockerfile } from '../workloads/snapshot.js';
 import { writeScripts } from '../workloads/scripts.js';
+import { pushBusyboxBase } from './base-image.js';
 import { busyboxLayout } from '../../test/helpers/busybox-image.js';
 import { shebangNodeFlags } from './launcher.js';
 import { startRegistry } from '../../test/helpers/registry.js';
@@ -63,10 +64,10 @@ async function main(): Promise<void> {
   const registry = await startRegistry();
   try {
     const stowage = privateBuild(join(work, 'build'));
-    const base = await busyboxLayout();
     const ref = `${registry.host}/base:1`;
-    execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${base.dir}:${base.tag}`, `docker://${ref}`]);
+    await pushBusyboxBase(ref);
     const template = join(work, 'template');
+    const base = await busyboxLayout();
     execFileSync('umoci', ['raw', 'unpack', '--image', `${base.dir}:${base.tag}`, template]);
     const ctx = join(work, 'context');
     mkdirSync(ctx);

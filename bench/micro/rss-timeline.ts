@@ -7,12 +7,12 @@
  *
  * Usage: node --import tsx bench/micro/rss-timeline.ts [--files 20000] [--bytes 200000000] [--node-flags '…']
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { snapshotDockerfile } from '../workloads/snapshot.js';
 import { writeScripts } from '../workloads/scripts.js';
-import { busyboxLayout } from '../../test/helpers/busybox-image.js';
+import { pushBusyboxBase } from './base-image.js';
 import { startRegistry } from '../../test/helpers/registry.js';
 import { flag as arg } from './flags.js';
 
@@ -26,9 +26,8 @@ const work = mkdtempSync('/dev/shm/stowage-micro/rss-');
 process.env.TMPDIR = work;
 const registry = await startRegistry();
 try {
-  const base = await busyboxLayout();
   const ref = `${registry.host}/base:1`;
-  execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${base.dir}:${base.tag}`, `docker://${ref}`]);
+  await pushBusyboxBase(ref);
   const ctx = join(work, 'context');
   mkdirSync(ctx);
   await writeScripts(ctx);

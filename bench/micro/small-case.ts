@@ -18,11 +18,10 @@
  *   --strace DIR       `strace -f -tt -e trace=execve,clone,clone3,fsync,fdatasync,mount,wait4` per run
  *   --strace-events L  the syscalls strace shows instead (e.g. openat,execve)
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { busyboxLayout } from '../../test/helpers/busybox-image.js';
+import { pushBusyboxBase } from './base-image.js';
 import { startRegistry } from '../../test/helpers/registry.js';
 import { shebangNodeFlags } from './launcher.js';
 import { timedCommand, type Timing } from './timed.js';
@@ -57,9 +56,8 @@ async function main(): Promise<void> {
   process.env.TMPDIR = work;
   const registry = await startRegistry();
   try {
-    const base = await busyboxLayout();
     const ref = `${registry.host}/base:1`;
-    execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${base.dir}:${base.tag}`, `docker://${ref}`]);
+    await pushBusyboxBase(ref);
     const ctx = join(work, 'context');
     mkdirSync(ctx);
     writeFileSync(join(ctx, 'hello.txt'), 'hello\n');
