@@ -346,6 +346,24 @@ describe('snapshotters', { skip: !isRoot && 'needs root (ownership, xattrs, over
     assert.ok(!mounted(), 'nothing stays mounted');
   });
 
+  it('overlay: a remount whose mount fails is reported by ready; release then leaves nothing mounted and no work dir', { skip: overlayWhy !== undefined && 'overlay unavailable' }, async () => {
+    const lower = join(t.path, 'failing-lower');
+    mkdirSync(lower, { recursive: true });
+    writeFileSync(join(lower, 'base'), 'base');
+    const workDir = join(t.path, 'work-failing-remount');
+    const rootfs = await new OverlaySnapshotter().prepare({ lowers: [lower], workDir });
+    const path = rootfs.path;
+    writeFileSync(join(path, 'one'), '1');
+    await rootfs.snapshot({ final: true });
+    // The committed upper (now the top lower) disappears: the owed remount unmounts, then its mount fails.
+    rmSync(join(workDir, 'u0'), { recursive: true });
+    await assert.rejects(rootfs.ready(), (e: Error & { code?: string }) => e.code === 'snapshot/overlay-mount-failed');
+    await rootfs.release();
+    const mounted = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === path);
+    assert.ok(!mounted, `nothing stays mounted at ${path}`);
+    assert.ok(!existsSync(workDir), 'the work dir is gone');
+  });
+
   it('overlay mounts hundreds of lowers (short relative lowerdir names)', { skip: overlayWhy !== undefined && 'overlay unavailable' }, async () => {
     const many = join(t.path, 'many');
     const dirs: string[] = [];

@@ -8,7 +8,7 @@
  * with the work dir as cwd, so hundreds of lowers fit in the mount option page.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { StowageError } from '../../util/errors.js';
 import type { ChangeEntry, ChangeSet } from '../layer/changeset.js';
 import { XattrReader } from '../layer/fs-helper.js';
@@ -120,13 +120,30 @@ async function remountOverlay(rf: OverlayRootfs, signal?: AbortSignal): Promise<
   mkdirSync(rf.upper, { mode: 0o755 });
   mkdirSync(`${rf.workDir}/w${rf.upperIndex}`);
   const data = mountData(rf);
-  rf.mounted = false;
   try {
     await run('sh', ['-c', 'umount "$1" 2>/dev/null || umount -l "$1" || exit 1; exec mount -t overlay overlay -o "$2" "$1"', 'sh', rf.path, data], rf.workDir, signal);
   } catch (e) {
+    // Which half failed (or where an abort cut it) is unknown: `mounted` stays true, and release's
+    // unmount finds out whether anything is still mounted there.
     throw mountFailed(e);
   }
   rf.mounted = true;
+}
+
+function canonical(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/** Whether `path` is a mount point in this process's mount namespace (mountinfo escapes blanks as octal). */
+function isMountPoint(path: string): boolean {
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[4] !== undefined && unescape(line.split(' ')[4]!) === canonical(path));
 }
 
 async function unmount(rf: OverlayRootfs): Promise<void> {
@@ -134,7 +151,12 @@ async function unmount(rf: OverlayRootfs): Promise<void> {
   try {
     await run('umount', [rf.path], rf.workDir);
   } catch {
-    await run('umount', ['-l', rf.path], rf.workDir);
+    try {
+      await run('umount', ['-l', rf.path], rf.workDir);
+    } catch (e) {
+      // After a failed or aborted remount the path may hold no mount at all: nothing to undo.
+      if (isMountPoint(rf.path)) throw e;
+    }
   }
   rf.mounted = false;
 }
