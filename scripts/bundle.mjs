@@ -62,12 +62,27 @@ const keepAsFiles = (files) => ({
  * and `connectH2` is never called, but its module loads node:http2 (and with it node:tls) when the
  * pool loads — ~5 ms of CPU in every run that talks to a registry. Should h2 ever be enabled, the
  * stub fails loudly at the first h2 connection instead of silently misbehaving.
+ * Two of Node's built-ins undici loads are replaced for its files only, because the launcher's V8
+ * flag makes every built-in compile from source (bin/stowage): node:assert, which undici calls only
+ * as `assert(value)` for internal sanity checks, and node:http, of which it reads only
+ * `maxHeaderSize` (the pools set it explicitly: src/registry/client.ts) — ~6 ms of every
+ * registry-using run. stowage's own code uses neither.
  */
 const bundleUndiciInternals = {
   name: 'bundle-undici-internals',
   setup(b) {
     b.onLoad({ filter: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client-h2\.js$/ }, () => ({
       contents: "'use strict'\nmodule.exports = function connectH2 () { throw new Error('stowage is bundled without undici\\'s HTTP/2 client (allowH2 is never set)') }\n",
+      loader: 'js',
+    }));
+    b.onResolve({ filter: /^node:(assert|http)$/ }, (args) =>
+      /[\\/]node_modules[\\/]undici[\\/]/.test(args.importer) ? { path: args.path.slice(5), namespace: 'undici-builtin-stand-in' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'undici-builtin-stand-in' }, (args) => ({
+      contents:
+        args.path === 'assert'
+          ? "'use strict'\nmodule.exports = function assert (value, message) {\n  if (!value) { const e = new Error(message || 'undici: internal assertion failed'); e.code = 'ERR_ASSERTION'; throw e }\n}\n"
+          : "'use strict'\n// Node's default (--max-http-header-size); stowage's pools pass maxHeaderSize explicitly anyway.\nmodule.exports = { maxHeaderSize: 16384 }\n",
       loader: 'js',
     }));
     // Resolved from this checkout: a private build elsewhere (bench/micro) has no node_modules yet.

@@ -217,6 +217,9 @@ export class RegistryClient {
         connections: this.connections,
         headersTimeout: 300_000,
         bodyTimeout: 300_000,
+        // Node's default, set here rather than read from node:http (scripts/bundle.mjs leaves
+        // node:http out of the bundles: registry responses never carry large headers).
+        maxHeaderSize: 16 * 1024,
         ...(secureContext ? { connect: { secureContext } } : {}),
       });
       this.pools.set(origin, p);
