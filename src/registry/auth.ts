@@ -5,7 +5,6 @@
  * to do, never a username, password or token.
  */
 import { readFile } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { StowageError } from '../util/errors.js';
@@ -140,6 +139,9 @@ async function readDockerConfig(path: string): Promise<DockerConfigFile | undefi
 /** Runs `docker-credential-<helper> get` with the server URL on stdin (docker's helper protocol). */
 async function runCredentialHelper(helper: string, server: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<Credentials | undefined> {
   const program = `docker-credential-${helper}`;
+  // Loaded here: only a docker config with credHelpers/credsStore needs it, and a built-in costs
+  // its compile at every start.
+  const { spawn } = await import('node:child_process');
   const out = await new Promise<{ code: number | null; stdout: string; spawnError?: NodeJS.ErrnoException }>((resolve) => {
     const child = spawn(program, ['get'], { env, stdio: ['pipe', 'pipe', 'ignore'], ...(signal ? { signal } : {}) });
     let stdout = '';

@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { WriteStream } from 'node:fs';
-import { execFile } from 'node:child_process';
 import { open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -172,6 +171,8 @@ export async function syncFile(path: string): Promise<void> {
  */
 export async function syncFileSystem(dir: string, signal?: AbortSignal): Promise<void> {
   signal?.throwIfAborted();
+  // Loaded here: most runs never sync a tree, and a built-in costs its compile at every start.
+  const { execFile } = await import('node:child_process');
   const viaSyncfs = await new Promise<boolean>((resolve) => {
     execFile('sync', ['--file-system', dir], { ...(signal ? { signal } : {}) }, (err) => resolve(err === null));
   });
