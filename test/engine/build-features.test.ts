@@ -209,3 +209,39 @@ COPY --from=broken /etc/passwd /b
     return true;
   });
 });
+
+test('RUN --mount=type=bind from the context shows what .dockerignore keeps, as BuildKit sends it; an excluded source is an error', async () => {
+  const f = fx({
+    '.dockerignore': '.env\nlogs\n!logs/keep.log\nnode_modules\n',
+    '.env': 'TOKEN=do-not-leak\n',
+    'app.txt': 'app\n',
+    'logs/keep.log': 'kept\n',
+    'logs/drop.log': 'dropped\n',
+    'node_modules/x/index.js': 'x\n',
+    'src/main.txt': 'main\n',
+    Dockerfile: `FROM busybox AS ok
+RUN --mount=type=bind,target=/ctx cd /ctx && find . | sort > /listing && cat app.txt src/main.txt > /read
+RUN --mount=type=bind,source=src,target=/s,rw ls /s > /src-listing && echo scribble > /s/new
+RUN --mount=type=bind,source=logs,target=/l ls /l > /logs-listing
+
+FROM busybox AS excluded
+RUN --mount=type=bind,source=.env,target=/e cat /e
+`,
+  });
+  const image = await build(f, { target: 'ok' });
+  const rootfs = await unpackWithUmoci(f, image, 'bind-view');
+  const listing = readFileSync(join(rootfs, 'listing'), 'utf8').trim().split('\n');
+  assert.deepEqual(listing, ['.', './.dockerignore', './Dockerfile', './app.txt', './logs', './logs/keep.log', './src', './src/main.txt']);
+  assert.equal(readFileSync(join(rootfs, 'read'), 'utf8'), 'app\nmain\n');
+  assert.equal(readFileSync(join(rootfs, 'src-listing'), 'utf8'), 'main.txt\n');
+  assert.equal(readFileSync(join(rootfs, 'logs-listing'), 'utf8'), 'keep.log\n');
+  assert.ok(!existsSync(join(f.context, 'src', 'new')), 'an rw bind writes a copy, never the context');
+  assert.equal(readFileSync(join(f.context, '.env'), 'utf8'), 'TOKEN=do-not-leak\n');
+  await assert.rejects(build(f, { target: 'excluded' }), (e: unknown) => {
+    assert.ok(e instanceof StowageError, String(e));
+    assert.match(e.message, /\.env is excluded by \.dockerignore/);
+    assert.equal(e.file, join(f.context, 'Dockerfile'));
+    return true;
+  });
+  assert.deepEqual(readdirSync(join(f.cacheDir, 'run-tmp')).filter((n) => n.startsWith('view-')), [], 'filtered views are removed after their step');
+});

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { MountSpec } from '../../src/dockerfile/types.js';
 import { detectIsolation } from '../../src/engine/sandbox/detect.js';
 import { mapRunMounts } from '../../src/engine/sandbox/run-mounts.js';
+import { createMatcher } from '../../src/engine/context/dockerignore.js';
 import { runCommandArgv } from '../../src/engine/sandbox/run-command.js';
 import { runStep } from '../../src/engine/sandbox/run-step.js';
 import type { RunStepOptions, SandboxUser } from '../../src/engine/sandbox/types.js';
@@ -448,6 +449,7 @@ function mountCtx(rootfs: string, over: Partial<Parameters<typeof mapRunMounts>[
     rootfs,
     workdir: '/',
     contextDir: rootfs,
+    contextIgnore: createMatcher([]),
     stageRootfs: async () => rootfs,
     cacheDir: path.join(os.tmpdir(), 'stowage-unused-cache'),
     secrets: async () => undefined,

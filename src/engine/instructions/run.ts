@@ -49,6 +49,7 @@ export async function executeRun(instr: RunInstruction, state: StageState, confi
       rootfs: rootfs.path,
       workdir: cwd,
       contextDir: ports.context.dir,
+      contextIgnore: ports.context.ignore,
       stageRootfs: (ref: string) => stageRootfsFor(ref, env),
       cacheDir: options.cacheDir,
       secrets: options.secrets ?? (async () => undefined),

@@ -2,7 +2,8 @@
  * `RUN --mount` (DOCKERFILE.md A21) → the sandbox's mounts.
  *
  * - `bind`: `source` inside `from` (a stage's rootfs, an image, or the build context by default),
- *   resolved in that root so a symlink cannot reach the host. Read-only by default; `rw` binds a
+ *   resolved in that root so a symlink cannot reach the host; from the context, only what
+ *   .dockerignore keeps (../context/filtered-view.ts). Read-only by default; `rw` binds a
  *   temporary copy (`cp -a`), so writes are discarded.
  * - `cache`: `<cacheDir>/run-cache/<sha256(id)>`, created with mode/uid/gid (and seeded from
  *   `from`/`source`) the first time; persists across builds and never enters a layer (the sandbox
@@ -26,6 +27,8 @@ import type { MountSpec } from '../../dockerfile/types.js';
 import { withMountDefaults } from '../../dockerfile/instructions/mount.js';
 import { StowageError } from '../../util/errors.js';
 import { cleanContainerPath, resolveInRoot } from './in-root.js';
+import { contextView } from '../context/filtered-view.js';
+import type { IgnoreMatcher } from '../context/dockerignore.js';
 import type { SandboxMount } from './types.js';
 
 const execFileAsync = promisify(execFile);
@@ -39,6 +42,8 @@ export interface RunMountContext {
   workdir: string;
   /** Build context directory: the default `from` of bind mounts. */
   contextDir: string;
+  /** The context's .dockerignore: a bind mount from the context shows only what it keeps (BuildKit's view). */
+  contextIgnore: IgnoreMatcher;
   /** Rootfs directory of a stage (name or index) or image named in `from=`. */
   stageRootfs: (ref: string) => Promise<string>;
   /** stowage's cache directory; cache mounts live in `<cacheDir>/run-cache/`. */
@@ -83,7 +88,7 @@ export async function mapRunMounts(specs: MountSpec[], ctx: RunMountContext): Pr
       switch (spec.type) {
         case 'bind': {
           if (!target) throw mountError(spec, 'a bind mount needs a target', 'add target=<path>');
-          const source = await resolveSource(spec, ctx);
+          const source = await resolveSource(spec, ctx, cleanups);
           if (spec.readOnly) {
             mounts.push({ kind: 'bind', source, target, readonly: true });
           } else {
@@ -165,15 +170,35 @@ async function tempDir(ctx: RunMountContext, prefix: string): Promise<string> {
   return mkdtemp(path.join(base, prefix));
 }
 
-/** The host path of `source` inside the mount's `from` root (context by default), resolved in that root. */
-async function resolveSource(spec: MountSpec, ctx: RunMountContext): Promise<string> {
+/**
+ * The host path of `source` inside the mount's `from` root (context by default), resolved in that
+ * root. From the context: what .dockerignore keeps of it (a filtered copy, removed by `cleanups`,
+ * when it excludes something there).
+ */
+async function resolveSource(spec: MountSpec, ctx: RunMountContext, cleanups: Array<() => Promise<void>>): Promise<string> {
   const root = spec.from ? await ctx.stageRootfs(spec.from) : ctx.contextDir;
   const resolved = await resolveInRoot(root, spec.source ?? '/');
   if (!resolved.exists) {
     const where = spec.from ? `stage or image ${JSON.stringify(spec.from)}` : 'the build context';
     throw mountError(spec, `source ${JSON.stringify(spec.source ?? '/')} not found in ${where}`, 'check the source path (it is relative to the root of from=, or of the build context)');
   }
-  return resolved.hostPath;
+  if (spec.from) return resolved.hostPath;
+  try {
+    return await contextView({
+      hostPath: resolved.hostPath,
+      rel: resolved.inRootPath.slice(1),
+      ignore: ctx.contextIgnore,
+      tempDir: async () => {
+        const dir = await tempDir(ctx, 'view-');
+        cleanups.push(() => rm(dir, { recursive: true, force: true }));
+        return dir;
+      },
+      signal: ctx.signal,
+    });
+  } catch (e) {
+    if (e instanceof StowageError && e.code === 'context/excluded') throw mountError(spec, e.message, e.hint ?? '');
+    throw e;
+  }
 }
 
 async function applyOwnership(dir: string, spec: MountSpec): Promise<void> {
@@ -198,7 +223,7 @@ async function ensureCacheDir(spec: MountSpec, ctx: RunMountContext): Promise<st
   const tmp = await mkdtemp(`${dir}.new-`);
   try {
     if (spec.from !== undefined || spec.source !== undefined) {
-      const seed = spec.from ? await resolveSource(spec, ctx) : undefined;
+      const seed = spec.from ? await resolveSource(spec, ctx, []) : undefined;
       if (seed) await execFileAsync('cp', ['-a', '--reflink=auto', '--', `${seed}/.`, tmp], { signal: ctx.signal });
     }
     await applyOwnership(tmp, spec);
