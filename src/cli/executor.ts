@@ -157,11 +157,8 @@ const FLAGS: FlagSpec[] = [
     },
   },
   {
-    names: ['--single-snapshot'], kind: 'bool', help: 'accepted; every step still gets its own layer',
-    apply: (o, v, warn) => {
-      o.singleSnapshot = parseBool('--single-snapshot', v);
-      if (o.singleSnapshot) warn('--single-snapshot is accepted but every step still produces its own layer');
-    },
+    names: ['--single-snapshot'], kind: 'bool', help: 'one layer per stage, taken at its last filesystem step (no step cache)',
+    apply: (o, v) => void (o.singleSnapshot = parseBool('--single-snapshot', v)),
   },
   // stowage always builds only the stages the target needs (BuildKit's behaviour), so this is a no-op.
   { names: ['--skip-unused-stages'], kind: 'bool', help: 'no-op: only stages the target needs are ever built', apply: (o, v) => void (o.skipUnusedStages = parseBool('--skip-unused-stages', v)) },
@@ -267,6 +264,12 @@ export function parseExecutorArgs(argv: readonly string[], env: Record<string, s
     }
     seen.add(spec);
     spec.apply(options, value, warn, env);
+  }
+  if (options.singleSnapshot && options.cache) {
+    // A step's cache entry is its own layer, and here steps have none: Kaniko's combination would
+    // restore a stage without the changes of its cached steps.
+    warn('--cache is ignored with --single-snapshot: its steps have no layers of their own to cache');
+    options.cache = false;
   }
   return { options, warnings };
 }
@@ -436,6 +439,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
         ...(tls ? { tls } : {}),
         ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
         ...(stepCache ? { stepCache } : {}),
+        ...(o.singleSnapshot ? { singleSnapshot: true } : {}),
         onEvent: (ev) => {
           if (ev.type === 'warning') {
             const d = ev.diagnostic;

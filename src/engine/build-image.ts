@@ -42,6 +42,8 @@ export interface BuildOptions {
   stepCache?: StepCachePort;
   /** CAs trusted by `ADD https://…` downloads (default: Node's). */
   tls?: TlsTrust;
+  /** Kaniko's `--single-snapshot`: one layer per stage, taken at its last filesystem step; no step cache. */
+  singleSnapshot?: boolean;
 }
 
 export interface BuildDockerfileRequest {
@@ -122,6 +124,7 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     ...(options.now ? { now: options.now } : {}),
     ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.singleSnapshot ? { singleSnapshot: true } : {}),
   };
 
   /** An external image's filesystem for COPY --from=<image>: unpacked once per build. */

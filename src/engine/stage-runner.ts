@@ -25,7 +25,7 @@ import type { StepCacheHit, StepCachePort } from '../cache/step-cache.js';
 import { collectStepInputs } from '../cache/inputs.js';
 import { withLocation } from './instructions/located.js';
 import { isSharedRoot, type ExtractedTree } from './build-root/build-root.js';
-import type { StageOptions, StagePorts, StepEnvironment } from './instructions/types.js';
+import type { DeferredSnapshot, StageOptions, StagePorts, StepEnvironment } from './instructions/types.js';
 
 // Kept here too for callers that know these as the stage runner's types.
 export type { StageOptions, StagePorts, StepEnvironment } from './instructions/types.js';
@@ -115,7 +115,10 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
     for (const t of extracted.splice(0)) await t.release().catch(() => undefined);
   };
 
-  const cache = req.cache;
+  // --single-snapshot: a step's cache entry would restore no layer while its changes live only in
+  // the rootfs, so such a stage runs without the step cache (the executor says so).
+  const cache = options.singleSnapshot ? undefined : req.cache;
+  const deferredSnapshot: DeferredSnapshot = { pending: false, ignores: [] };
   let parentKey: string | undefined = cache ? baseParent(cache.base) : undefined;
   try {
     const created = createdTime(options);
@@ -160,7 +163,7 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
         const miss = acquired && 'miss' in acquired ? acquired.miss : undefined;
         try {
           if (fs) {
-            const env: StepEnvironment = { rootfs: await ensureRootfs(draft.layers, signal), dockerfilePath: req.dockerfilePath, stageIndex: stage.index, escape, ports, options, lastFilesystemStep: index === lastFilesystemIndex };
+            const env: StepEnvironment = { rootfs: await ensureRootfs(draft.layers, signal), dockerfilePath: req.dockerfilePath, stageIndex: stage.index, escape, ports, options, lastFilesystemStep: index === lastFilesystemIndex, deferredSnapshot };
             out = await executeInstruction(instr, state, draft.config, env);
           } else {
             out = executeMetadataInstruction(instr, state, options.platform);
@@ -187,6 +190,15 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
         lastCreated = stepCreated;
       }
       options.onEvent?.({ type: 'step-done', stage: stage.index, line, ...(out.layer ? { layer: out.layer.descriptor.digest } : {}), ...(acquired && 'hit' in acquired ? { cached: true } : {}) });
+    }
+    // --single-snapshot whose last filesystem step took no snapshot (WORKDIR /): the deferred
+    // changes are taken now, as one layer at the end of the stage's history.
+    if (deferredSnapshot.pending && rootfs) {
+      const { ignores } = deferredSnapshot;
+      const changes = await rootfs.snapshot({ ...(ignores.length > 0 ? { ignore: ignores } : {}), final: true, signal });
+      const layer = await ports.layerWriter.writeLayer(changes, { ...(options.sourceDateEpoch !== undefined ? { clampMtime: options.sourceDateEpoch } : {}), signal });
+      draft = appendLayer(draft, layer, { created, created_by: SINGLE_SNAPSHOT_HISTORY, comment: HISTORY_COMMENT });
+      lastCreated = created;
     }
     // A stage whose last writing step made no snapshot (WORKDIR /) may leave the previous one's
     // remount running; its readers (COPY --from) need the mount back, and its failure must count.
@@ -276,6 +288,9 @@ export function finalizeConfig(config: ImageConfig): ImageConfig {
 
 /** BuildKit's marker on every history entry it writes. */
 export const HISTORY_COMMENT = 'buildkit.dockerfile.v0';
+
+/** History of a --single-snapshot layer taken after the stage's last step rather than by it. */
+export const SINGLE_SNAPSHOT_HISTORY = 'single snapshot of the stage (--single-snapshot)';
 
 function baseLabel(req: BuildStageRequest): string {
   const from = req.stage.from;

@@ -32,15 +32,20 @@ test('Kaniko flags in both --flag=value and --flag value forms, short aliases an
   assert.deepEqual(warnings, []);
 });
 
-test('bool flags take =true/=false; accepted-but-inactive flags warn instead of failing', () => {
-  const r = parseExecutorArgs(['--no-push=false', '--cache=true', '--cache-repo', 'r/c', '--single-snapshot', '--snapshotter', 'overlay']);
+test('bool flags take =true/=false; --cache with --single-snapshot is turned off with a warning', () => {
+  const r = parseExecutorArgs(['--no-push=false', '--cache=true', '--cache-repo', 'r/c', '--snapshotter', 'overlay']);
   assert.equal(r.options.noPush, false);
   assert.equal(r.options.cache, true);
   assert.equal(r.options.snapshotter, 'overlay');
   assert.equal(r.options.cacheRepo, 'r/c');
-  // --cache and --cache-repo work now (src/cache); only --single-snapshot is still inactive.
-  assert.equal(r.warnings.length, 1);
-  assert.match(r.warnings.join('\n'), /--single-snapshot/);
+  assert.equal(r.options.singleSnapshot, false);
+  assert.deepEqual(r.warnings, []);
+  const single = parseExecutorArgs(['--cache=true', '--single-snapshot']);
+  assert.equal(single.options.singleSnapshot, true);
+  assert.equal(single.options.cache, false, 'a step of a single-snapshot stage has no layer of its own to cache');
+  assert.equal(single.warnings.length, 1);
+  assert.match(single.warnings[0]!, /--cache is ignored with --single-snapshot/);
+  assert.deepEqual(parseExecutorArgs(['--single-snapshot']).warnings, []);
 });
 
 test('unknown flags are usage errors that suggest and list the supported flags', () => {

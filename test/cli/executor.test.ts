@@ -110,6 +110,21 @@ test('tar:// contexts and --no-push: registry destinations are skipped, local ou
   assert.notEqual(tags.status, 0, 'nothing was pushed with --no-push');
 });
 
+test('--single-snapshot: the stage’s COPY and RUNs become one layer; --cache beside it is ignored with a warning', async () => {
+  const ctx = context('single', {
+    Dockerfile: `FROM ${registry.host}/base/busybox:1\nCOPY a.txt /a.txt\nRUN cp /a.txt /b.txt\nRUN rm /a.txt\n`,
+    'a.txt': 'a\n',
+  });
+  const out = join(root, 'single-out');
+  const r = await executor(['--context', ctx, '--destination', `oci:${out}:x`, '--single-snapshot', '--cache', '--cache-dir', join(root, 'single-cache'), '--isolation=bwrap']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /--cache is ignored with --single-snapshot/);
+  const inspected = JSON.parse(execFileSync('skopeo', ['inspect', `oci:${out}:x`], { encoding: 'utf8' })) as { Layers: string[] };
+  assert.equal(inspected.Layers.length, 3, 'two busybox layers + one for the stage');
+  const top = execFileSync('tar', ['-tzf', join(out, 'blobs', 'sha256', inspected.Layers[2]!.slice('sha256:'.length))], { encoding: 'utf8' }).split('\n');
+  assert.ok(top.includes('b.txt') && !top.some((p) => p.includes('a.txt')), `a.txt was made and removed within the stage: ${top.join(' ')}`);
+});
+
 test('ADD <url> downloads under the cache dir, not the system temp dir (with --isolation=none that is the image’s own /tmp)', async () => {
   const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('fetched\n'));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

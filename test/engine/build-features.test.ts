@@ -2,7 +2,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { build, fixture, unpackWithUmoci, type BuildFixture } from './build-helpers.js';
+import { build, fixture, layerPaths, unpackWithUmoci, type BuildFixture } from './build-helpers.js';
+import { SINGLE_SNAPSHOT_HISTORY } from '../../src/engine/stage-runner.js';
 import type { BuildEvent } from '../../src/engine/instructions/types.js';
 import { StowageError } from '../../src/util/errors.js';
 
@@ -209,6 +210,54 @@ COPY --from=broken /etc/passwd /b
     return true;
   });
 });
+
+test('--single-snapshot: one layer per stage holding the whole change, the same under both snapshotters; every step keeps its history', async () => {
+  const f = fx({
+    'c.txt': 'copied\n',
+    Dockerfile: `FROM busybox AS single
+RUN mkdir /data && echo one > /data/a && echo two > /data/b && echo tmp > /scratch
+RUN --mount=type=cache,id=single-snapshot-test,target=/cachemnt rm /scratch /data/a && echo changed > /data/b && echo kept-in-cache > /cachemnt/y
+COPY c.txt /data/c.txt
+ENV K=v
+WORKDIR /work
+CMD ["sh"]
+
+FROM single AS workdir-last
+RUN touch /late
+WORKDIR /
+`,
+  });
+  const base = await build(f, { target: 'single', sourceDateEpoch: 1_700_000_000 });
+  const byMode = await Promise.all((['overlay', 'walk'] as const).map((snapshotter) => build(f, { target: 'single', snapshotter, singleSnapshot: true, sourceDateEpoch: 1_700_000_000 })));
+  const [overlay, walk] = byMode as [typeof base, typeof base];
+  const busyboxLayers = base.layers.length - 4; // RUN, RUN, COPY, WORKDIR without --single-snapshot
+  assert.equal(overlay.layers.length, busyboxLayers + 1, 'one layer on top of the base');
+  assert.equal(walk.layers.at(-1)!.diffId, overlay.layers.at(-1)!.diffId, 'both snapshotters write the same layer');
+  const paths = await layerPaths(f, overlay, -1);
+  assert.deepEqual(paths.filter((p) => p.startsWith('data')).sort(), ['data', 'data/b', 'data/c.txt']);
+  assert.ok(paths.includes('work'));
+  // `etc`: the directory the sandbox's /etc/hosts and /etc/resolv.conf stubs touched, as in every RUN layer.
+  assert.deepEqual(paths.filter((p) => !p.startsWith('data') && p !== 'work'), ['etc']);
+  assert.ok(!paths.some((p) => /scratch|cachemnt|\.wh\./.test(p)), `made and deleted in the stage, or a mount: in no layer (${paths.join(' ')})`);
+  const history = overlay.config.history!.slice(-6);
+  assert.deepEqual(
+    history.map((h) => [h.created_by!.replace(/^RUN .*?(rm|mkdir).*$/, 'RUN $1'), h.empty_layer === true]),
+    [['RUN mkdir', true], ['RUN rm', true], ['COPY c.txt /data/c.txt # buildkit', true], ['ENV K=v', true], ['WORKDIR /work', false], ['CMD ["sh"]', true]],
+  );
+  assert.equal(overlay.config.history!.filter((h) => !h.empty_layer).length, overlay.layers.length, 'one non-empty history entry per layer');
+  const rootfs = await unpackWithUmoci(f, overlay, 'single');
+  assert.equal(readFileSync(join(rootfs, 'data/b'), 'utf8'), 'changed\n');
+  assert.equal(readFileSync(join(rootfs, 'data/c.txt'), 'utf8'), 'copied\n');
+  assert.ok(!existsSync(join(rootfs, 'data/a')) && !existsSync(join(rootfs, 'scratch')));
+
+  // The last filesystem step (WORKDIR /) takes no snapshot: the deferred RUN is taken after the stage.
+  const tail = await build(f, { target: 'workdir-last', singleSnapshot: true, sourceDateEpoch: 1_700_000_000 });
+  assert.equal(tail.layers.length, overlay.layers.length + 1);
+  assert.deepEqual((await layerPaths(f, tail, -1)).filter((p) => p !== 'etc'), ['late']);
+  assert.equal(tail.config.history!.at(-1)!.created_by, SINGLE_SNAPSHOT_HISTORY);
+  assert.equal(tail.config.history!.at(-1)!.empty_layer, undefined);
+});
+
 
 test('RUN --mount=type=bind from the context shows what .dockerignore keeps, as BuildKit sends it; an excluded source is an error', async () => {
   const f = fx({

@@ -43,7 +43,7 @@ export interface BuildRun {
 export async function build(
   fx: BuildFixture,
   options: { target?: string; buildArgs?: Record<string, string>; labels?: Record<string, string>; snapshotter?: 'auto' | 'overlay' | 'walk'; dockerfile?: string; signal?: AbortSignal } & Partial<
-    Pick<BuildOptions, 'sourceDateEpoch' | 'now' | 'onEvent' | 'secrets'>
+    Pick<BuildOptions, 'sourceDateEpoch' | 'now' | 'onEvent' | 'secrets' | 'singleSnapshot'>
   > = {},
 ): Promise<Image> {
   const signal = options.signal ?? new AbortController().signal;
@@ -76,6 +76,7 @@ export async function build(
         now: options.now ?? (() => new Date('2026-01-02T03:04:05Z')),
         ...(options.onEvent ? { onEvent: options.onEvent } : {}),
         ...(options.secrets ? { secrets: options.secrets } : {}),
+        ...(options.singleSnapshot ? { singleSnapshot: true } : {}),
       },
     });
   } finally {
@@ -90,6 +91,14 @@ export async function unpackWithUmoci(fx: BuildFixture, image: Image, name = 'im
   const bundle = join(fx.root, `${name}-bundle`);
   execFileSync('umoci', ['unpack', '--image', `${layout}:t`, bundle], { stdio: 'pipe' });
   return join(bundle, 'rootfs');
+}
+
+/** Paths in one layer of `image` (its blob written to an OCI layout, listed by GNU tar). */
+export async function layerPaths(fx: BuildFixture, image: Image, index: number): Promise<string[]> {
+  const layout = join(fx.root, `layers-${image.digest.slice(7, 19)}`);
+  await writeDestinations(image, [`oci:${layout}:t`], { signal: new AbortController().signal });
+  const blob = join(layout, 'blobs', 'sha256', image.layers.at(index)!.descriptor.digest.slice('sha256:'.length));
+  return execFileSync('tar', ['-tzf', blob], { encoding: 'utf8' }).split('\n').filter(Boolean).map((p) => p.replace(/\/$/, ''));
 }
 
 export function readText(path: string): string {

@@ -6,7 +6,7 @@ import type { AddInstruction } from '../../dockerfile/types.js';
 import { historyFor, type StageState } from '../../dockerfile/stage-env.js';
 import type { ImageConfig } from '../../image/types.js';
 import type { StepEnvironment } from './types.js';
-import { commitLayer } from './commit.js';
+import { commitLayer, layerOutcome } from './commit.js';
 import { copyFiles } from './copy.js';
 import type { StepOutcome } from './outcome.js';
 import { withLocation } from './located.js';
@@ -18,5 +18,5 @@ export async function executeAdd(instr: AddInstruction, state: StageState, confi
     throw withLocation(e, { file: env.dockerfilePath, range: instr.range });
   }
   const layer = await commitLayer(env);
-  return { state, layer, history: { createdBy: historyFor(instr, state), emptyLayer: false } };
+  return { state, ...layerOutcome(layer, historyFor(instr, state)) };
 }

@@ -14,7 +14,7 @@ import { addIntoRootfs, isUrl, type AddSource } from '../copy/add.js';
 import { resolveSourcesIn } from '../context/resolve.js';
 import { resolveChown } from '../passwd.js';
 import type { StepEnvironment } from './types.js';
-import { commitLayer } from './commit.js';
+import { commitLayer, layerOutcome } from './commit.js';
 import type { StepOutcome } from './outcome.js';
 import { withLocation } from './located.js';
 
@@ -26,7 +26,7 @@ export async function executeCopy(instr: CopyInstruction, state: StageState, con
     throw withLocation(e, where);
   }
   const layer = await commitLayer(env);
-  return { state, layer, history: { createdBy: historyFor(instr, state), emptyLayer: false } };
+  return { state, ...layerOutcome(layer, historyFor(instr, state)) };
 }
 
 /** Shared by COPY and ADD: where the sources come from and who owns the result. */

@@ -12,7 +12,7 @@ import { resolveUser } from '../passwd.js';
 import { runCommandArgv } from '../sandbox/run-command.js';
 import { mapRunMounts } from '../sandbox/run-mounts.js';
 import type { StepEnvironment } from './types.js';
-import { commitLayer } from './commit.js';
+import { commitLayer, layerOutcome } from './commit.js';
 import type { StepOutcome } from './outcome.js';
 import { withLocation } from './located.js';
 
@@ -91,7 +91,7 @@ export async function executeRun(instr: RunInstruction, state: StageState, confi
     });
   }
   const layer = await commitLayer(env, { ignore: allMounts.map((m) => m.target) });
-  return { state, layer, history: { createdBy: historyFor(instr, state), emptyLayer: false } };
+  return { state, ...layerOutcome(layer, historyFor(instr, state)) };
 }
 
 function stageRootfsFor(ref: string, env: StepEnvironment): Promise<string> {

@@ -131,6 +131,11 @@ export interface StageOptions {
   now?: () => Date;
   /** CAs trusted by `ADD https://…` downloads (default: Node's). */
   tls?: import('../../registry/tls-trust.js').TlsTrust;
+  /**
+   * Kaniko's `--single-snapshot`: each stage's filesystem changes become one layer, taken at its
+   * last filesystem step; the steps before it keep their history entries as empty layers.
+   */
+  singleSnapshot?: boolean;
 }
 
 /** Everything an executing instruction needs: where to write, and through which ports. */
@@ -144,4 +149,14 @@ export interface StepEnvironment {
   options: StageOptions;
   /** No later instruction of the stage touches the filesystem (the snapshot may skip readying the rootfs for one). */
   lastFilesystemStep: boolean;
+  /** With `options.singleSnapshot`: the stage's snapshot deferred so far (shared by its steps). */
+  deferredSnapshot: DeferredSnapshot;
+}
+
+/** What `--single-snapshot` owes the stage's one snapshot. */
+export interface DeferredSnapshot {
+  /** Steps changed the rootfs and no layer holds their changes yet. */
+  pending: boolean;
+  /** Their ignore paths (RUN --mount targets), left out of that snapshot too. */
+  ignores: string[];
 }

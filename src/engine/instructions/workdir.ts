@@ -10,7 +10,7 @@ import type { ImageConfig } from '../../image/types.js';
 import { canonicalRoot, resolveInRoot } from '../copy/in-root.js';
 import { resolveChown } from '../passwd.js';
 import type { StepEnvironment } from './types.js';
-import { commitLayer } from './commit.js';
+import { commitLayer, layerOutcome } from './commit.js';
 import type { StepOutcome } from './outcome.js';
 import { withLocation } from './located.js';
 
@@ -30,7 +30,7 @@ export async function executeWorkdir(instr: WorkdirInstruction, state: StageStat
     throw withLocation(e, { file: env.dockerfilePath, range: instr.range });
   }
   const layer = await commitLayer(env);
-  return { state: meta.state, configPatch: meta.configPatch, layer, history: { createdBy, emptyLayer: false } };
+  return { state: meta.state, configPatch: meta.configPatch, ...layerOutcome(layer, createdBy) };
 }
 
 /** `mkdir -p` inside the root; only directories it creates get the owner (like BuildKit's Mkdir). */
