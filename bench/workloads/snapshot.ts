@@ -2,7 +2,8 @@
  * Workload 2: the snapshot pair. One RUN creates 20,000 files (200 MB of random content), the next
  * deletes half, modifies ~1,000 and adds one — `stowage executor` (to an OCI layout) beside
  * `buildah bud --layers` (into its vfs storage) and plain `buildah bud` (one layer for the whole
- * build, the yardstick issue #5 sets its target against), each from a cold cache. The same two scripts run in
+ * build, the yardstick issue #5 sets its target against), each from a cold cache; stowage also with
+ * `--single-snapshot` (one layer, like plain `buildah bud`). The same two scripts run in
  * a plain bwrap sandbox over the unpacked base give the cost of the commands alone; builder time
  * minus that is the builder's overhead (snapshots, layer tars, gzip, storage).
  */
@@ -46,25 +47,28 @@ export const snapshotPair: Workload = {
       return await withRegistry(async (reg) => {
         const baseRef = `${reg.host}/base:1`;
         await seedRegistry(ctx, ctx.base, baseRef);
-        const sides = await interleave(ctx, 'snapshot', [
-          {
-            tool: 'stowage executor',
-            measure: async (i) => {
-              const cache = join(root, `cache-${i}`);
-              const out = join(root, `out-${i}`);
-              try {
-                const r = await runChecked(
-                  ctx.stowage,
-                  ['executor', '--dockerfile', join(contextDir, 'Dockerfile'), '--context', contextDir, '--build-arg', `BASE=${baseRef}`, '--destination', `oci:${out}:snap`, '--cache-dir', cache, '--insecure-registry', reg.host],
-                  { env: ctx.env, signal: ctx.signal },
-                );
-                return { wallMs: r.wallMs, cpuMs: r.cpuMs, maxRssKb: r.maxRssKb };
-              } finally {
-                await removeTree(cache);
-                await removeTree(out);
-              }
-            },
+        const stowageSide = (tool: string, extra: string[]) => ({
+          tool,
+          measure: async (i: number) => {
+            const cache = join(root, `cache-${i}`);
+            const out = join(root, `out-${i}`);
+            try {
+              const r = await runChecked(
+                ctx.stowage,
+                ['executor', '--dockerfile', join(contextDir, 'Dockerfile'), '--context', contextDir, '--build-arg', `BASE=${baseRef}`, '--destination', `oci:${out}:snap`, '--cache-dir', cache, '--insecure-registry', reg.host, ...extra],
+                { env: ctx.env, signal: ctx.signal },
+              );
+              return { wallMs: r.wallMs, cpuMs: r.cpuMs, maxRssKb: r.maxRssKb };
+            } finally {
+              await removeTree(cache);
+              await removeTree(out);
+            }
           },
+        });
+        const sides = await interleave(ctx, 'snapshot', [
+          stowageSide('stowage executor', []),
+          // Kaniko's --single-snapshot: one layer for the stage, what plain `buildah bud` commits.
+          stowageSide('stowage executor --single-snapshot', ['--single-snapshot']),
           {
             tool: 'buildah bud --layers',
             measure: async (i) => {
@@ -105,27 +109,29 @@ export const snapshotPair: Workload = {
             },
           },
         ]);
-        const stowage = sides.get('stowage executor')!;
         const yardstick = sides.get('bwrap, commands only')!;
         const base = medianOf(yardstick);
         const overhead = (side: ReturnType<typeof sides.get>) => {
           const m = medianOf(side);
           return base === undefined || m === undefined ? undefined : m - base;
         };
-        const rowFor = (id: string, peerTool: string, what: string): WorkloadRow => {
+        const rowFor = (id: string, stowageTool: string, peerTool: string, what: string): WorkloadRow => {
+          const stowage = sides.get(stowageTool)!;
           const peer = sides.get(peerTool)!;
           const s = overhead(stowage);
           const p = overhead(peer);
           const notes: string[] = [];
           if (s !== undefined && p !== undefined) {
-            notes.push(`builder overhead (total − commands alone): stowage ${formatMs(s)}, ${peerTool} ${formatMs(p)} → ${(s / p).toFixed(2)}× (${what})`);
+            notes.push(`builder overhead (total − commands alone): ${stowageTool} ${formatMs(s)}, ${peerTool} ${formatMs(p)} → ${(s / p).toFixed(2)}× (${what})`);
           }
-          notes.push('cold: fresh stowage cache / fresh Buildah storage per run; base pulled from the local registry; stowage writes an OCI layout (one gzip layer per RUN), Buildah commits to vfs storage uncompressed');
-          return { id, title: `${title} (vs ${peerTool})`, params: { files, bytes }, stowage, peer, yardstick, notes };
+          notes.push('cold: fresh stowage cache / fresh Buildah storage per run; base pulled from the local registry; stowage writes an OCI layout (gzip layers), Buildah commits to vfs storage uncompressed');
+          const shown = stowageTool === 'stowage executor' ? `vs ${peerTool}` : `${stowageTool.replace('stowage executor ', '')} vs ${peerTool}`;
+          return { id, title: `${title} (${shown})`, params: { files, bytes }, stowage, peer, yardstick, notes };
         };
         return [
-          rowFor('snapshot', 'buildah bud --layers', 'both write one layer per step'),
-          rowFor('snapshot-squashed', 'buildah bud (one layer)', 'the issue #5 target: at most half of this peer’s overhead'),
+          rowFor('snapshot', 'stowage executor', 'buildah bud --layers', 'both write one layer per step'),
+          rowFor('snapshot-squashed', 'stowage executor', 'buildah bud (one layer)', 'the issue #5 target: at most half of this peer’s overhead, stowage writing one layer per step'),
+          rowFor('snapshot-single', 'stowage executor --single-snapshot', 'buildah bud (one layer)', 'both write one layer for the build'),
         ];
       });
     } finally {
