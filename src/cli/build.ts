@@ -25,6 +25,7 @@ import { chooseProgressMode, createProgress, type ImageStatus, type SummaryRow }
 import { packageVersion } from './version.js';
 import type { BuildContext } from '../engine/context/context.js';
 import type { TlsTrust } from '../registry/tls-trust.js';
+import { proxyConfigFromEnv } from '../registry/proxy.js';
 
 export const BUILD_USAGE = `Usage: stowage build [options] [IMAGE|GROUP|GLOB ...]
 
@@ -171,6 +172,7 @@ export async function runBuild(argv: string[], context: { tls?: TlsTrust } = {})
   }
   const env = process.env;
   const cwd = process.cwd();
+  const proxy = proxyConfigFromEnv(env);
   const positiveInt = (flag: string, v: unknown): number | undefined => {
     if (v === undefined) return undefined;
     const n = Number(v);
@@ -223,6 +225,7 @@ export async function runBuild(argv: string[], context: { tls?: TlsTrust } = {})
       insecureRegistries: (values['insecure-registry'] as string[] | undefined) ?? [],
       registryMirrors: (values['registry-mirror'] as string[] | undefined) ?? [],
       ...(context.tls ? { tls: context.tls } : {}),
+      ...(proxy ? { proxy } : {}),
     },
     pushConcurrency: pushJobs,
     // FROM / COPY --from naming an image of this spec uses what this run built.
@@ -416,6 +419,7 @@ export async function runBuild(argv: string[], context: { tls?: TlsTrust } = {})
               cacheDir,
               signal,
               ...(context.tls ? { tls: context.tls } : {}),
+              ...(proxy ? { proxy } : {}),
               secrets: secretsFor(specImage, secretFlags, env),
               ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
               ...(stepCache && !specImage.noCache ? { stepCache } : {}),

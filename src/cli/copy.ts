@@ -10,6 +10,7 @@ import { StowageError } from '../util/errors.js';
 import { didYouMean } from '../util/levenshtein.js';
 import type { Platform } from '../image/types.js';
 import type { TlsTrust } from '../registry/tls-trust.js';
+import { proxyConfigFromEnv } from '../registry/proxy.js';
 
 export type CopyEndpoint =
   | { kind: 'registry'; text: string }
@@ -157,6 +158,7 @@ export async function runCopy(argv: string[], io: CopyIo = { stdout: process.std
   const dstOci = options.dst.kind === 'oci' ? oci.parseOciReference(options.dst.text) : undefined;
   const srcArchive = options.src.kind === 'docker-archive' ? archive.parseDockerArchiveReference(options.src.text) : undefined;
   const dstArchive = options.dst.kind === 'docker-archive' ? archive.parseDockerArchiveReference(options.dst.text) : undefined;
+  const proxy = proxyConfigFromEnv(io.env);
 
   const controller = new AbortController();
   const onSigint = () => controller.abort(new StowageError('copy/interrupted', 'copy interrupted (SIGINT); nothing was tagged at the destination unless the copy had finished', { hint: 'run the same command again; blobs already copied are reused' }));
@@ -172,6 +174,7 @@ export async function runCopy(argv: string[], io: CopyIo = { stdout: process.std
     insecureRegistries: options.insecureRegistries,
     registryMirrors: options.registryMirrors,
     ...(io.tls ? { tls: io.tls } : {}),
+    ...(proxy ? { proxy } : {}),
   });
   try {
     let image;

@@ -14,6 +14,7 @@ import { reportFatal } from './report.js';
 import { didYouMean } from '../util/levenshtein.js';
 import type { Destination } from '../engine/build-image.js';
 import type { TlsTrust } from '../registry/tls-trust.js';
+import { proxyConfigFromEnv } from '../registry/proxy.js';
 
 export type SnapshotterChoice = 'auto' | 'overlay' | 'walk';
 export type IsolationChoice = 'auto' | 'bwrap' | 'chroot' | 'none';
@@ -339,6 +340,7 @@ export function dockerfileLocation(dockerfile: string, contextDir: string, exist
 }
 
 async function executeBuild(o: ExecutorOptions, env: Record<string, string | undefined>, tls: TlsTrust | undefined): Promise<number> {
+  const proxy = proxyConfigFromEnv(env);
   const registryRefs = o.destinations.filter((d) => !d.startsWith('oci:') && !d.startsWith('docker-archive:'));
   if (o.destinations.length === 0 && !o.noPush && !o.tarPath && !o.ociLayoutPath) {
     throw usage('no destination given', 'pass --destination (a registry ref, oci:<dir> or docker-archive:<file>), or --no-push with --tar-path/--oci-layout-path');
@@ -393,7 +395,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
       snapshotter: o.snapshotter,
       isolation: o.isolation,
       ...(o.isolation === 'none' ? { isolationNone: isolationNoneOptions(o, { contextDir: context.dir, dockerfilePath, env }) } : {}),
-      registry: { insecureRegistries: [...o.insecureRegistries, ...insecureHosts], registryMirrors: [...o.registryMirrors], ...(tls ? { tls } : {}) },
+      registry: { insecureRegistries: [...o.insecureRegistries, ...insecureHosts], registryMirrors: [...o.registryMirrors], ...(tls ? { tls } : {}), ...(proxy ? { proxy } : {}) },
       signal: controller.signal,
     });
     cleanups.push(() => ports.close());
@@ -437,6 +439,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
         cacheDir,
         signal: controller.signal,
         ...(tls ? { tls } : {}),
+        ...(proxy ? { proxy } : {}),
         ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
         ...(stepCache ? { stepCache } : {}),
         ...(o.singleSnapshot ? { singleSnapshot: true } : {}),

@@ -23,6 +23,7 @@ import { isSharedRoot } from './build-root/build-root.js';
 import type { BaseIdentity } from '../cache/keys.js';
 import type { StepCachePort } from '../cache/step-cache.js';
 import type { TlsTrust } from '../registry/tls-trust.js';
+import type { ProxyConfig } from '../registry/proxy.js';
 import type { BuildEvent, EnginePorts, SecretsProvider, StageResult, UnpackedLayer } from './instructions/types.js';
 
 export type { EnginePorts } from './instructions/types.js';
@@ -42,6 +43,8 @@ export interface BuildOptions {
   stepCache?: StepCachePort;
   /** CAs trusted by `ADD https://…` downloads (default: Node's). */
   tls?: TlsTrust;
+  /** HTTPS_PROXY & co. for `ADD <url>` downloads (default: direct). */
+  proxy?: ProxyConfig;
   /** Kaniko's `--single-snapshot`: one layer per stage, taken at its last filesystem step; no step cache. */
   singleSnapshot?: boolean;
 }
@@ -124,6 +127,7 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     ...(options.now ? { now: options.now } : {}),
     ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.proxy ? { proxy: options.proxy } : {}),
     ...(options.singleSnapshot ? { singleSnapshot: true } : {}),
   };
 

@@ -13,13 +13,14 @@ import type { PushProgress } from './destinations.js';
 import type { EnginePorts, ImageSource, SnapshotterPort } from './instructions/types.js';
 import type { SnapshotterKind } from './snapshot/types.js';
 import type { TlsTrust } from '../registry/tls-trust.js';
+import type { ProxyConfig } from '../registry/proxy.js';
 
 export interface EngineSetupOptions {
   cacheDir: string;
   snapshotter: 'auto' | 'overlay' | 'walk';
   isolation: 'auto' | 'bwrap' | 'chroot' | 'none';
-  /** `tls`: CAs trusted for https registries (default: Node's). */
-  registry?: { insecureRegistries?: string[]; registryMirrors?: string[]; tls?: TlsTrust };
+  /** `tls`: CAs trusted for https registries (default: Node's); `proxy`: HTTPS_PROXY & co. (default: none). */
+  registry?: { insecureRegistries?: string[]; registryMirrors?: string[]; tls?: TlsTrust; proxy?: ProxyConfig };
   /** Replaces the registry puller for FROM / COPY --from images entirely (tests, offline use). */
   images?: ImageSource;
   /**
@@ -106,6 +107,7 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
     insecureRegistries: o.registry?.insecureRegistries ?? [],
     registryMirrors: o.registry?.registryMirrors ?? [],
     ...(o.registry?.tls ? { tls: o.registry.tls } : {}),
+    ...(o.registry?.proxy ? { proxy: o.registry.proxy } : {}),
   });
   const pusher = new Pusher({ client, ...(o.pushConcurrency !== undefined ? { concurrencyPerRegistry: o.pushConcurrency } : {}) });
   const unpacked = once(async () => new (await import('./unpacked-layers.js')).UnpackedLayerStore(o.cacheDir));
@@ -179,6 +181,7 @@ export async function createEnginePorts(o: EngineSetupOptions): Promise<EngineSe
             insecureRegistries: o.registry?.insecureRegistries ?? [],
             retry: { maxAttempts: 2, baseDelayMs: 200 },
             ...(o.registry?.tls ? { tls: o.registry.tls } : {}),
+            ...(o.registry?.proxy ? { proxy: o.registry.proxy } : {}),
           })
         : undefined;
       if (lookupClient) lookupClients.push(lookupClient);

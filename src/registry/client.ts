@@ -6,7 +6,8 @@
  * Holds per-run caches (pools, challenges, tokens) in the client instance, never at module level.
  */
 import type { Dispatcher } from 'undici';
-import { PoolRequester, createPool, type Pool } from './undici-pool.js';
+import { PoolRequester, createPool, createProxyAgent } from './undici-pool.js';
+import { proxyFor, shownProxy, type ProxyConfig } from './proxy.js';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StowageError, isAbortError } from '../util/errors.js';
@@ -32,6 +33,7 @@ import {
   retryDelayMs,
   authenticationRequired,
   unknownHost,
+  proxyError,
   wrongCredentials,
   type RegistryErrorContext,
   type RetryPolicy,
@@ -54,6 +56,8 @@ export interface RegistryClientOptions {
   random?: () => number;
   /** CAs trusted for https origins (the launcher's deferred NODE_EXTRA_CA_CERTS); default: Node's. */
   tls?: TlsTrust;
+  /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY (./proxy.ts); default: every connection direct. */
+  proxy?: ProxyConfig;
 }
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -155,7 +159,11 @@ export interface MirrorEndpoint {
 }
 
 export class RegistryClient {
-  private readonly pools = new Map<string, Pool>();
+  /** Per origin: its connection pool, or the agent of the proxy it goes through. */
+  private readonly pools = new Map<string, Dispatcher>();
+  /** One agent per proxy URL, shared by the origins behind it (made on first use: loading it is async). */
+  private readonly proxyAgents = new Map<string, Promise<Dispatcher>>();
+  private readonly proxy: ProxyConfig | undefined;
   private readonly hosts = new Map<string, HostState>();
   private readonly credentialSource: CredentialSource;
   private readonly insecure: Set<string>;
@@ -179,6 +187,7 @@ export class RegistryClient {
     this.userAgent = options.userAgent ?? 'stowage';
     this.random = options.random ?? Math.random;
     this.tls = options.tls;
+    this.proxy = options.proxy;
     this.mirrors = (options.registryMirrors ?? []).map((m) => this.parseMirror(m));
     for (const m of this.mirrors) this.originOverrides.set(m.name, m.origin);
   }
@@ -207,23 +216,44 @@ export class RegistryClient {
     return `${this.isInsecure(registry) ? 'http' : 'https'}://${registryApiHost(registry)}`;
   }
 
-  private pool(origin: string): Pool {
-    let p = this.pools.get(origin);
-    if (!p) {
-      // Asked only for https origins, so a run that speaks plain HTTP never builds the context. One
-      // context for every pool: undici passes `connect` through to tls.connect.
-      const secureContext = origin.startsWith('https:') ? this.tls?.secureContext() : undefined;
-      p = createPool(origin, {
-        connections: this.connections,
-        headersTimeout: 300_000,
-        bodyTimeout: 300_000,
-        // Node's default, set here rather than read from node:http (scripts/bundle.mjs leaves
-        // node:http out of the bundles: registry responses never carry large headers).
-        maxHeaderSize: 16 * 1024,
-        ...(secureContext ? { connect: { secureContext } } : {}),
+  /** The connection pool for `origin`, or the agent of the proxy it goes through (./proxy.ts). */
+  private pool(origin: string): Dispatcher | Promise<Dispatcher> {
+    const known = this.pools.get(origin);
+    if (known) return known;
+    const options = {
+      connections: this.connections,
+      headersTimeout: 300_000,
+      bodyTimeout: 300_000,
+      // Node's default, set here rather than read from node:http (scripts/bundle.mjs leaves
+      // node:http out of the bundles: registry responses never carry large headers).
+      maxHeaderSize: 16 * 1024,
+    };
+    const proxy = proxyFor(this.proxy, new URL(origin));
+    if (proxy) {
+      let agent = this.proxyAgents.get(proxy.href);
+      if (!agent) {
+        // The registry's TLS runs inside the tunnel (requestTls); the proxy's own, if it speaks
+        // https, outside it (proxyTls).
+        const requestContext = this.tls?.secureContext();
+        const proxyContext = proxy.protocol === 'https:' ? requestContext : undefined;
+        agent = createProxyAgent({
+          uri: proxy.href,
+          ...options,
+          ...(requestContext ? { requestTls: { secureContext: requestContext } } : {}),
+          ...(proxyContext ? { proxyTls: { secureContext: proxyContext } } : {}),
+        });
+        this.proxyAgents.set(proxy.href, agent);
+      }
+      return agent.then((a) => {
+        this.pools.set(origin, a);
+        return a;
       });
-      this.pools.set(origin, p);
     }
+    // Asked only for https origins, so a run that speaks plain HTTP never builds the context. One
+    // context for every pool: undici passes `connect` through to tls.connect.
+    const secureContext = origin.startsWith('https:') ? this.tls?.secureContext() : undefined;
+    const p = createPool(origin, { ...options, ...(secureContext ? { connect: { secureContext } } : {}) });
+    this.pools.set(origin, p);
     return p;
   }
 
@@ -242,8 +272,11 @@ export class RegistryClient {
   }
 
   async close(): Promise<void> {
-    const pools = [...this.pools.values()];
+    const agents = await Promise.all([...this.proxyAgents.values()].map((a) => a.catch(() => undefined)));
+    // An origin behind a proxy maps to the proxy's agent: each dispatcher closed once.
+    const pools = [...new Set([...this.pools.values(), ...agents.filter((a) => a !== undefined)])];
     this.pools.clear();
+    this.proxyAgents.clear();
     await Promise.all(pools.map((p) => p.close().catch(() => p.destroy())));
   }
 
@@ -275,9 +308,16 @@ export class RegistryClient {
       ...(init.method === 'HEAD' ? { reset: false } : {}),
     };
     try {
-      return await this.requester.request(this.pool(url.origin), opts);
+      return await this.requester.request(await this.pool(url.origin), opts);
     } catch (e) {
-      if (isAbortError(e) || signal?.aborted) throw e;
+      if (signal?.aborted) throw e;
+      // Before the abort check: undici reports a proxy's refusal of the tunnel as an AbortError.
+      const proxy = proxyFor(this.proxy, url);
+      if (proxy) {
+        const failure = proxyError(ctx, shownProxy(proxy), e);
+        if (failure !== e) throw failure;
+      }
+      if (isAbortError(e)) throw e;
       if (isUnknownHostError(e)) throw unknownHost(ctx);
       throw e;
     }

@@ -224,6 +224,37 @@ function certificateErrorCode(e: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A failure of a request sent through an HTTP proxy (`proxy`: its URL without credentials): the
+ * proxy unreachable, or refusing the tunnel (407: credentials; 403: policy; 502: it cannot reach the
+ * registry) become errors that name the proxy; anything else — inside the tunnel — is returned as
+ * it is, to be classified (and retried) like a direct connection's.
+ */
+export function proxyError(ctx: RegistryErrorContext, proxy: string, cause: unknown): unknown {
+  const message = cause instanceof Error ? cause.message : '';
+  const refused = /Proxy response \((\d+)\) !== 200/.exec(message);
+  if (refused || /Proxy Authentication Required/.test(message)) {
+    const status = refused ? Number(refused[1]) : 407;
+    return new StowageError('registry/proxy', `${where(ctx)}: ${ctx.action} failed: the proxy ${proxy} refused the connection to ${ctx.registry} (HTTP ${status})`, {
+      hint:
+        status === 407
+          ? 'the proxy wants credentials: give them in the proxy URL, e.g. HTTPS_PROXY=http://user:password@host:port (URL-encoded)'
+          : `check that the proxy lets ${ctx.registry} through, or exempt it with NO_PROXY`,
+      cause,
+    });
+  }
+  for (let cur: unknown = cause, depth = 0; cur && depth < 5; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH') {
+      return new StowageError('registry/proxy', `${where(ctx)}: ${ctx.action} failed: cannot reach the proxy ${proxy} (${code})`, {
+        hint: 'check HTTPS_PROXY / HTTP_PROXY, or exempt this registry with NO_PROXY',
+        cause,
+      });
+    }
+  }
+  return cause;
+}
+
 export function networkError(ctx: RegistryErrorContext, cause: unknown, attempts: number): StowageError {
   const certificate = certificateErrorCode(cause);
   if (certificate !== undefined) {

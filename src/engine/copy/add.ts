@@ -13,6 +13,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import type { TlsTrust } from '../../registry/tls-trust.js';
+import { proxyFor, type ProxyConfig } from '../../registry/proxy.js';
 import { StowageError } from '../../util/errors.js';
 import { resolveSourcesIn } from '../context/resolve.js';
 import { copyIntoRootfs, resolveDest, type CopyOptions, type CopyResult, type CopySource } from './copy.js';
@@ -38,6 +39,8 @@ export interface AddOptions extends Omit<CopyOptions, 'sources'> {
   dispatcher?: Dispatcher;
   /** CAs trusted for https downloads when no `dispatcher` is given (default: Node's). */
   tls?: TlsTrust;
+  /** HTTPS_PROXY & co. when no `dispatcher` is given (default: direct). */
+  proxy?: ProxyConfig;
   /** Parent of the private download dir (default: the OS temp dir). */
   tmpDir?: string;
 }
@@ -223,14 +226,20 @@ async function download(url: string, file: string, expected: string | undefined,
   const scrub = (m: string) => secrets.reduce((acc, sec) => acc.split(sec).join('…'), m);
   // Imported here, not at the top: undici's full entry point (fetch, websockets, mocks: ~110
   // modules) costs every build ~0.1–0.3 s of startup, and only ADD <url> needs it.
-  const { fetch, Agent } = await import('undici');
+  const { fetch, Agent, ProxyAgent } = await import('undici');
   // Extra CAs (the launcher's deferred NODE_EXTRA_CA_CERTS): an agent of this download's own,
   // closed with it. The expensive part, the secure context, is built once per run and shared; an
   // agent per download only gives up connection reuse between ADD URLs, which are few, and needs no
   // owner that outlives the build to close it. Asked for plain http:// URLs too: they may redirect
-  // to https.
+  // to https. Through a proxy when HTTPS_PROXY/HTTP_PROXY name one for this URL (redirects follow
+  // through the same proxy).
   const secureContext = opts.dispatcher ? undefined : opts.tls?.secureContext();
-  const agent = secureContext ? new Agent({ connect: { secureContext } }) : undefined;
+  const proxy = opts.dispatcher ? undefined : proxyFor(opts.proxy, target);
+  const agent = proxy
+    ? new ProxyAgent({ uri: proxy.href, ...(secureContext ? { requestTls: { secureContext }, proxyTls: { secureContext } } : {}) })
+    : secureContext
+      ? new Agent({ connect: { secureContext } })
+      : undefined;
   try {
     await fetchInto(file, expected, opts, { fetch, dispatcher: opts.dispatcher ?? agent, target, headers, shown, scrub });
   } finally {

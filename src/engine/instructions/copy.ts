@@ -84,6 +84,7 @@ export async function copyFiles(
       // is the image's own /tmp (absent in FROM scratch, and a stray entry in the layer).
       tmpDir: joinPath(env.options.cacheDir, 'add-tmp'),
       ...(env.options.tls ? { tls: env.options.tls } : {}),
+      ...(env.options.proxy ? { proxy: env.options.proxy } : {}),
     });
     return;
   }

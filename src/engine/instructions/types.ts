@@ -131,6 +131,8 @@ export interface StageOptions {
   now?: () => Date;
   /** CAs trusted by `ADD https://…` downloads (default: Node's). */
   tls?: import('../../registry/tls-trust.js').TlsTrust;
+  /** HTTPS_PROXY & co. for `ADD <url>` downloads (default: direct). */
+  proxy?: import('../../registry/proxy.js').ProxyConfig;
   /**
    * Kaniko's `--single-snapshot`: each stage's filesystem changes become one layer, taken at its
    * last filesystem step; the steps before it keep their history entries as empty layers.
