@@ -357,14 +357,16 @@ export interface PulledImage {
 }
 
 /**
- * Pulls a single-platform image: manifest (platform chosen from an index), config and layers, all
- * verified and written to the store. The returned layers read from the store and are mountable
- * from their source repository.
+ * An image's manifest (platform chosen from an index) and config, verified, the config written to
+ * the store — what a cache key needs of a base image (its digest and config), without its layers.
+ * The manifests are not cached here: a cached manifest promises its blobs are in the store.
  */
-export async function pullImage(ref: Reference, options: PullOptions): Promise<PulledImage> {
+export async function fetchImageMetadata(
+  ref: Reference,
+  options: Pick<PullOptions, 'client' | 'store' | 'platform' | 'cacheManifests' | 'signal'>,
+): Promise<{ image: Image; top: FetchedManifest; manifest: FetchedManifest; parsed: ReturnType<typeof parseManifest> }> {
   const { client, store, signal } = options;
-  const cacheManifests = options.cacheManifests ?? true;
-  const manifestCache = cacheManifests ? store : undefined;
+  const manifestCache = (options.cacheManifests ?? true) ? store : undefined;
   const top = await fetchManifest(client, ref, signal, manifestCache);
   let manifest = top;
   const where = `${ref.registry}/${ref.repository}`;
@@ -389,7 +391,6 @@ export async function pullImage(ref: Reference, options: PullOptions): Promise<P
   }
   const parsed = parseManifest(manifest.bytes, { source: `${where}@${manifest.digest}`, descriptorMediaType: manifest.mediaType });
   const source = { registry: ref.registry, repository: ref.repository };
-  const limit = Math.max(1, options.concurrency ?? 6);
 
   await fetchBlob(client, ref, parsed.config, store, signal ? { signal } : {});
   const configBytes = new Uint8Array(await readBody(await store.openRead(parsed.config.digest, signal), MAX_MANIFEST_BYTES * 4));
@@ -401,6 +402,20 @@ export async function pullImage(ref: Reference, options: PullOptions): Promise<P
     source: `${where}@${manifest.digest}`,
     descriptorMediaType: manifest.mediaType,
   });
+
+  return { image, top, manifest, parsed };
+}
+
+/**
+ * Pulls a single-platform image: manifest (platform chosen from an index), config and layers, all
+ * verified and written to the store. The returned layers read from the store and are mountable
+ * from their source repository.
+ */
+export async function pullImage(ref: Reference, options: PullOptions): Promise<PulledImage> {
+  const { client, store, signal } = options;
+  const cacheManifests = options.cacheManifests ?? true;
+  const { image, top, manifest, parsed } = await fetchImageMetadata(ref, options);
+  const limit = Math.max(1, options.concurrency ?? 6);
 
   // Bounded parallel downloads; the first failure aborts the rest, and the pull fails only after
   // every download has stopped and removed its temp file (a caller that exits at once must not
