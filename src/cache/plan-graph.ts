@@ -1,8 +1,8 @@
 /**
  * Per-step cache status for a compiled build graph (`stowage plan`): walks every image's stages in
  * build order with `planStageKeys`, sharing results per vertex (a vertex is the same stage
- * whichever image uses it). I/O comes in through ports: the build context of an image and the
- * local index lookup. With a port that resolves external base images (`stowage build` has the
+ * whichever image uses it). I/O comes in through ports: the build context of an image, the local
+ * index lookup and, optionally, the resolution of external base images. With a port that resolves external base images (`stowage build` has the
  * registry), the walk also gives each image's final key (`createImageKeyPlanner`).
  */
 import type { ParsedDockerfile } from '../graph/compile.js';
@@ -18,6 +18,11 @@ export interface PlanCachePorts {
   /** Opens an image's build context (for content digests); closed by the caller's `close`. */
   openContext(contextDir: string, dockerfilePath: string): Promise<OpenedContext>;
   peek(key: string): Promise<boolean>;
+  /**
+   * Resolves `FROM <image>` to its digest and config (`stowage plan --resolve`: the registry);
+   * absent, or undefined for a ref: not known, so the stage's steps have no key ('unknown').
+   */
+  resolveImage?(ref: string, platform: Platform, signal: AbortSignal): Promise<ResolvedBase | undefined>;
   sourceDateEpoch?: number;
   signal: AbortSignal;
 }
@@ -69,12 +74,15 @@ export async function planCacheStatus(graph: BuildGraph, spec: BuildSpec, docker
         let result = planned.get(id);
         if (!result) {
           const baseStage = v.base.kind === 'vertex' && v.base.image === undefined ? planned.get(v.base.vertex) : undefined;
+          const external = v.base.kind === 'image' && ports.resolveImage ? await ports.resolveImage(v.base.ref, parsePlatform(v.platform), ports.signal) : undefined;
           const base =
             v.base.kind === 'scratch'
               ? { identity: { kind: 'scratch' as const }, config: emptyImageConfig(parsePlatform(v.platform)).config ?? {} }
-              : baseStage?.finalKey !== undefined
-                ? { identity: { kind: 'stage' as const, key: baseStage.finalKey }, config: baseStage.finalConfig, inherited: baseStage.finalState }
-                : undefined;
+              : external
+                ? { identity: { kind: 'image' as const, digest: external.digest }, config: external.config }
+                : baseStage?.finalKey !== undefined
+                  ? { identity: { kind: 'stage' as const, key: baseStage.finalKey }, config: baseStage.finalConfig, inherited: baseStage.finalState }
+                  : undefined;
           result = await planStageKeys({
             dockerfile: parsed,
             stageIndex: v.stage.index,

@@ -1,15 +1,18 @@
 /**
  * `stowage plan`: print the compiled build graph. Pure past loading: no network, no credentials,
- * and the same input gives byte-identical output (golden-tested).
+ * and the same input gives byte-identical output (golden-tested) — unless `--resolve` asks it to
+ * look external base images up in their registries, so steps built on them can show hit or miss.
  */
 import { resolve } from 'node:path';
 import { compileGraph, type ParsedDockerfile } from '../graph/compile.js';
-import type { PlanCacheStatus } from '../cache/plan-graph.js';
+import type { PlanCacheStatus, ResolvedBase } from '../cache/plan-graph.js';
 import type { BuildGraph } from '../graph/types.js';
 import { formatPlatform, hostPlatform } from '../image/platform.js';
 import { selectImages } from '../spec/select.js';
 import type { BuildSpec } from '../spec/types.js';
-import type { Diagnostic } from '../util/errors.js';
+import { errorMessage, type Diagnostic } from '../util/errors.js';
+import type { Platform } from '../image/types.js';
+import type { TlsTrust } from '../registry/tls-trust.js';
 import { oneOf, parseCommandArgs, parseKeyValues } from './args.js';
 import { renderHuman } from './diagnostics-output.js';
 import { displayPath, loadProject } from './project.js';
@@ -29,6 +32,10 @@ Options:
       --platform P       the platform images without 'platforms:' build for (default: this machine's)
       --cache-dir DIR    the local step cache to check steps against (default as for build)
       --no-cache-status  do not look at the context or the local cache (steps show no hit/miss)
+      --resolve          look external base images (FROM registry/image:tag) up in their registries
+                         (network, docker credentials, HTTPS_PROXY) so the steps on them show
+                         [cached] or [run] as a build now would; without it they show [?]
+      --insecure-registry H  plain-HTTP registry for --resolve (repeatable; localhost is already)
   -h, --help             this help
 `;
 
@@ -112,8 +119,16 @@ export function graphWithCache(graph: BuildGraph, cache: PlanCacheStatus): unkno
   };
 }
 
-/** Reads the context and the local step index (no network): what each step would do now. */
-async function cacheStatusFor(result: PlanResult, cacheDirFlag: string | undefined, env: Record<string, string | undefined>): Promise<PlanCacheStatus | undefined> {
+/**
+ * Reads the context and the local step index: what each step would do now. With `resolve`, external
+ * base images are looked up in their registries (their digest and config key the steps on them).
+ */
+async function cacheStatusFor(
+  result: PlanResult,
+  cacheDirFlag: string | undefined,
+  env: Record<string, string | undefined>,
+  resolve: { insecureRegistries: string[]; tls?: TlsTrust } | undefined,
+): Promise<PlanCacheStatus | undefined> {
   if (!result.graph || !result.spec || !result.dockerfiles) return undefined;
   const [{ planCacheStatus }, { resolveCacheDir }, { openDirContext }, { StepCache }] = await Promise.all([
     import('../cache/plan-graph.js'),
@@ -125,12 +140,56 @@ async function cacheStatusFor(result: PlanResult, cacheDirFlag: string | undefin
   const { access } = await import('node:fs/promises');
   const epoch = env['SOURCE_DATE_EPOCH'] !== undefined ? Number(env['SOURCE_DATE_EPOCH']) : undefined;
   const signal = new AbortController().signal;
-  return planCacheStatus(result.graph, result.spec, result.dockerfiles, {
-    openContext: (dir, dockerfilePath) => openDirContext({ dir, dockerfilePath, signal }),
-    peek: (key) => access(StepCache.indexPath(cacheDir, key)).then(() => true, () => false),
-    ...(epoch !== undefined && Number.isInteger(epoch) ? { sourceDateEpoch: epoch } : {}),
-    signal,
-  });
+  const bases = resolve ? await registryBases(cacheDir, env, resolve) : undefined;
+  try {
+    return await planCacheStatus(result.graph, result.spec, result.dockerfiles, {
+      openContext: (dir, dockerfilePath) => openDirContext({ dir, dockerfilePath, signal }),
+      peek: (key) => access(StepCache.indexPath(cacheDir, key)).then(() => true, () => false),
+      ...(bases ? { resolveImage: bases.resolve } : {}),
+      ...(epoch !== undefined && Number.isInteger(epoch) ? { sourceDateEpoch: epoch } : {}),
+      signal,
+    });
+  } finally {
+    await bases?.close();
+  }
+}
+
+/**
+ * External base images as a build resolves them (manifest for the platform, config; no layers),
+ * through a registry client like the build's. One that cannot be resolved is a warning, and its
+ * steps stay unknown: the plan itself is still right.
+ */
+async function registryBases(cacheDir: string, env: Record<string, string | undefined>, o: { insecureRegistries: string[]; tls?: TlsTrust }) {
+  const [{ RegistryClient }, { dockerConfigCredentials }, { parseReference }, { fetchImageMetadata }, { FsBlobStore }, { proxyConfigFromEnv }] = await Promise.all([
+    import('../registry/client.js'),
+    import('../registry/auth.js'),
+    import('../registry/reference.js'),
+    import('../registry/pull.js'),
+    import('../store/blob-store.js'),
+    import('../registry/proxy.js'),
+  ]);
+  const proxy = proxyConfigFromEnv(env);
+  const client = new RegistryClient({ credentials: dockerConfigCredentials({ env }), insecureRegistries: o.insecureRegistries, ...(o.tls ? { tls: o.tls } : {}), ...(proxy ? { proxy } : {}) });
+  const store = await FsBlobStore.open(cacheDir);
+  const resolved = new Map<string, Promise<ResolvedBase | undefined>>();
+  return {
+    resolve(ref: string, platform: Platform, signal: AbortSignal): Promise<ResolvedBase | undefined> {
+      const key = `${ref}\0${formatPlatform(platform)}`;
+      let r = resolved.get(key);
+      if (!r) {
+        r = fetchImageMetadata(parseReference(ref), { client, store, platform, signal }).then(
+          ({ image }) => ({ digest: image.digest, config: image.config.config ?? {} }),
+          (e: unknown) => {
+            process.stderr.write(`stowage plan: warning: cannot resolve ${ref} (${errorMessage(e)}); the steps on it show [?]\n`);
+            return undefined;
+          },
+        );
+        resolved.set(key, r);
+      }
+      return r;
+    },
+    close: () => client.close(),
+  };
 }
 
 function dotId(s: string): string {
@@ -156,7 +215,7 @@ export function renderPlanDot(graph: BuildGraph): string {
   return `${[...new Set(lines)].join('\n')}\n`;
 }
 
-export async function runPlan(argv: string[]): Promise<number> {
+export async function runPlan(argv: string[], context: { tls?: TlsTrust } = {}): Promise<number> {
   const { values, positionals } = parseCommandArgs('plan', argv, {
     file: { type: 'string', short: 'f' },
     var: { type: 'string', multiple: true },
@@ -164,6 +223,8 @@ export async function runPlan(argv: string[]): Promise<number> {
     platform: { type: 'string' },
     'cache-dir': { type: 'string' },
     'no-cache-status': { type: 'boolean' },
+    resolve: { type: 'boolean' },
+    'insecure-registry': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -196,7 +257,8 @@ export async function runPlan(argv: string[]): Promise<number> {
   let cache: PlanCacheStatus | undefined;
   if (format !== 'dot' && !values['no-cache-status']) {
     try {
-      cache = await cacheStatusFor(result, values['cache-dir'] as string | undefined, process.env);
+      const resolveBases = values.resolve ? { insecureRegistries: (values['insecure-registry'] as string[] | undefined) ?? [], ...(context.tls ? { tls: context.tls } : {}) } : undefined;
+      cache = await cacheStatusFor(result, values['cache-dir'] as string | undefined, process.env, resolveBases);
     } catch (e) {
       // The graph is still right; only the hit/miss column is missing.
       process.stderr.write(`stowage plan: warning: cannot tell which steps are cached (${e instanceof Error ? e.message : String(e)})\n`);

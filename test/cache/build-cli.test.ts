@@ -124,3 +124,31 @@ test('plan shows per step whether it would hit the local cache, with keys in JSO
   assert.match(text.stdout, /2: \[cached\] COPY busybox/);
   assert.match(text.stdout, /\[\?\] +COPY common.txt/, 'steps on an image of this spec are unknown until it is built');
 });
+
+test('plan --resolve looks external bases up in their registry, so the steps on them show hit or miss; without it they show [?]', async () => {
+  // An image that is no destination of the spec: an external base, known only through its registry.
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${registry.host}/c/base:1`, `docker://${registry.host}/ext/base:1`], { stdio: 'pipe' });
+  mkdirSync(join(dir, 'ext'), { recursive: true });
+  writeFileSync(join(dir, 'ext', 'Dockerfile'), `FROM ${registry.host}/ext/base:1\nCOPY hello.txt /hello.txt\nENV GREETING=hello\n`);
+  writeFileSync(join(dir, 'ext', 'hello.txt'), 'hello\n');
+  writeFileSync(join(dir, 'ext.yaml'), `version: 1\nimages:\n  ext:\n    context: ext\n    destinations: [oci:out/ext]\n`);
+  const built = await run(['build', '-f', 'ext.yaml', '--progress', 'plain']);
+  assert.equal(built.code, 0, built.stderr);
+  const offline = await run(['plan', '-f', 'ext.yaml']);
+  assert.match(offline.stdout, /\[\?\] +COPY hello.txt/, 'offline, an external base has no digest: unknown');
+  const resolved = await run(['plan', '-f', 'ext.yaml', '--resolve']);
+  assert.equal(resolved.code, 0, resolved.stderr);
+  assert.match(resolved.stdout, /\[cached\] COPY hello.txt/);
+  assert.match(resolved.stdout, /\[cached\] ENV GREETING=hello/);
+  writeFileSync(join(dir, 'ext', 'hello.txt'), 'hello again\n');
+  const edited = await run(['plan', '-f', 'ext.yaml', '--resolve', '--format', 'json']);
+  const graph = JSON.parse(edited.stdout) as { vertices: { steps: { cache?: { status: string } }[] }[] };
+  assert.deepEqual(graph.vertices[0]!.steps.slice(1).map((s) => s.cache?.status), ['miss', 'miss'], 'the edited file and every step after it would run');
+  // A base that cannot be resolved is a warning; the plan is still printed, its steps unknown.
+  writeFileSync(join(dir, 'ext', 'Dockerfile'), `FROM ${registry.host}/ext/missing:1\nCOPY hello.txt /hello.txt\n`);
+  const missing = await run(['plan', '-f', 'ext.yaml', '--resolve']);
+  assert.equal(missing.code, 0, missing.stderr);
+  assert.match(missing.stderr, /warning: cannot resolve .*ext\/missing:1/);
+  assert.match(missing.stdout, /\[\?\] +COPY hello.txt/);
+});
