@@ -8,7 +8,7 @@ import type { Image, Layer } from '../image/blob.js';
 import { imageFromParts } from '../image/image.js';
 import type { ImageConfig } from '../image/types.js';
 import type { RegistryClient } from '../registry/client.js';
-import { pullImage } from '../registry/pull.js';
+import { fetchImageMetadata, pullImage } from '../registry/pull.js';
 import { parseReference, type Reference } from '../registry/reference.js';
 import type { BlobStore } from '../store/types.js';
 import { isStowageError, StowageError } from '../util/errors.js';
@@ -56,6 +56,25 @@ export function createRegistryCache(o: RegistryCacheOptions): RemoteStepCache {
 }
 
 /** The image that stores one entry. */
+/**
+ * Whether the cache repo holds an entry for `key`, judged from the entry image's manifest and config
+ * alone (no layer is downloaded): what `stowage plan --resolve` asks for each step the local index
+ * lacks. Like the plan's local lookup it does not apply a TTL. A registry that cannot be asked
+ * throws; a missing tag or someone else's image is `false`.
+ */
+export async function registryCacheHas(o: Pick<RegistryCacheOptions, 'repo' | 'client' | 'store'>, key: string, signal: AbortSignal): Promise<boolean> {
+  const base = parseRepo(o.repo);
+  let image: Image;
+  try {
+    ({ image } = await fetchImageMetadata({ registry: base.registry, repository: base.repository, tag: key.replace(/^sha256:/, '') }, { client: o.client, store: o.store, signal }));
+  } catch (e) {
+    if (isStowageError(e) && e.code === 'registry/not-found') return false;
+    throw e;
+  }
+  const label = image.config.config?.Labels?.[ENTRY_LABEL];
+  return label !== undefined && typeof parseEntry(label, key) !== 'string';
+}
+
 export function entryImage(entry: StepCacheEntry, layer: Layer | undefined): Image {
   const config: ImageConfig = {
     created: entry.writtenAt,

@@ -34,7 +34,8 @@ Options:
       --no-cache-status  do not look at the context or the local cache (steps show no hit/miss)
       --resolve          look external base images (FROM registry/image:tag) up in their registries
                          (network, docker credentials, HTTPS_PROXY) so the steps on them show
-                         [cached] or [run] as a build now would; without it they show [?]
+                         [cached] or [run] as a build now would, and ask the spec's cache.repo for
+                         steps the local cache lacks; without it they show [?]
       --insecure-registry H  plain-HTTP registry for --resolve (repeatable; localhost is already)
   -h, --help             this help
 `;
@@ -140,11 +141,12 @@ async function cacheStatusFor(
   const { access } = await import('node:fs/promises');
   const epoch = env['SOURCE_DATE_EPOCH'] !== undefined ? Number(env['SOURCE_DATE_EPOCH']) : undefined;
   const signal = new AbortController().signal;
-  const bases = resolve ? await registryBases(cacheDir, env, resolve) : undefined;
+  const bases = resolve ? await registryBases(cacheDir, env, resolve, result.spec.cache?.repo) : undefined;
+  const local = (key: string) => access(StepCache.indexPath(cacheDir, key)).then(() => true, () => false);
   try {
     return await planCacheStatus(result.graph, result.spec, result.dockerfiles, {
       openContext: (dir, dockerfilePath) => openDirContext({ dir, dockerfilePath, signal }),
-      peek: (key) => access(StepCache.indexPath(cacheDir, key)).then(() => true, () => false),
+      peek: async (key) => (await local(key)) || ((await bases?.inCacheRepo(key, signal)) ?? false),
       ...(bases ? { resolveImage: bases.resolve } : {}),
       ...(epoch !== undefined && Number.isInteger(epoch) ? { sourceDateEpoch: epoch } : {}),
       signal,
@@ -156,23 +158,36 @@ async function cacheStatusFor(
 
 /**
  * External base images as a build resolves them (manifest for the platform, config; no layers),
- * through a registry client like the build's. One that cannot be resolved is a warning, and its
- * steps stay unknown: the plan itself is still right.
+ * through a registry client like the build's, and the spec's cache repo (`cache.repo`) for steps
+ * the local index lacks. A base that cannot be resolved, or a cache repo that cannot be asked, is a
+ * warning: the steps stay unknown or show what the local cache says, and the plan is still right.
  */
-async function registryBases(cacheDir: string, env: Record<string, string | undefined>, o: { insecureRegistries: string[]; tls?: TlsTrust }) {
-  const [{ RegistryClient }, { dockerConfigCredentials }, { parseReference }, { fetchImageMetadata }, { FsBlobStore }, { proxyConfigFromEnv }] = await Promise.all([
+async function registryBases(cacheDir: string, env: Record<string, string | undefined>, o: { insecureRegistries: string[]; tls?: TlsTrust }, cacheRepo: string | undefined) {
+  const [{ RegistryClient }, { dockerConfigCredentials }, { parseReference }, { fetchImageMetadata }, { FsBlobStore }, { proxyConfigFromEnv }, { registryCacheHas }] = await Promise.all([
     import('../registry/client.js'),
     import('../registry/auth.js'),
     import('../registry/reference.js'),
     import('../registry/pull.js'),
     import('../store/blob-store.js'),
     import('../registry/proxy.js'),
+    import('../cache/registry-cache.js'),
   ]);
   const proxy = proxyConfigFromEnv(env);
   const client = new RegistryClient({ credentials: dockerConfigCredentials({ env }), insecureRegistries: o.insecureRegistries, ...(o.tls ? { tls: o.tls } : {}), ...(proxy ? { proxy } : {}) });
   const store = await FsBlobStore.open(cacheDir);
   const resolved = new Map<string, Promise<ResolvedBase | undefined>>();
+  let cacheRepoDown = false;
   return {
+    async inCacheRepo(key: string, signal: AbortSignal): Promise<boolean> {
+      if (cacheRepo === undefined || cacheRepoDown) return false;
+      try {
+        return await registryCacheHas({ repo: cacheRepo, client, store }, key, signal);
+      } catch (e) {
+        cacheRepoDown = true;
+        process.stderr.write(`stowage plan: warning: cannot ask the cache repo ${cacheRepo} (${errorMessage(e)}); steps show the local cache only\n`);
+        return false;
+      }
+    },
     resolve(ref: string, platform: Platform, signal: AbortSignal): Promise<ResolvedBase | undefined> {
       const key = `${ref}\0${formatPlatform(platform)}`;
       let r = resolved.get(key);

@@ -132,7 +132,7 @@ test('plan --resolve looks external bases up in their registry, so the steps on 
   mkdirSync(join(dir, 'ext'), { recursive: true });
   writeFileSync(join(dir, 'ext', 'Dockerfile'), `FROM ${registry.host}/ext/base:1\nCOPY hello.txt /hello.txt\nENV GREETING=hello\n`);
   writeFileSync(join(dir, 'ext', 'hello.txt'), 'hello\n');
-  writeFileSync(join(dir, 'ext.yaml'), `version: 1\nimages:\n  ext:\n    context: ext\n    destinations: [oci:out/ext]\n`);
+  writeFileSync(join(dir, 'ext.yaml'), `version: 1\ncache: { repo: ${registry.host}/ext-cache }\nimages:\n  ext:\n    context: ext\n    destinations: [oci:out/ext]\n`);
   const built = await run(['build', '-f', 'ext.yaml', '--progress', 'plain']);
   assert.equal(built.code, 0, built.stderr);
   const offline = await run(['plan', '-f', 'ext.yaml']);
@@ -141,6 +141,10 @@ test('plan --resolve looks external bases up in their registry, so the steps on 
   assert.equal(resolved.code, 0, resolved.stderr);
   assert.match(resolved.stdout, /\[cached\] COPY hello.txt/);
   assert.match(resolved.stdout, /\[cached\] ENV GREETING=hello/);
+  // A fresh machine: nothing in its local cache, the entries in the spec's cache repo.
+  const fresh = await run(['plan', '-f', 'ext.yaml', '--resolve', '--cache-dir', join(work, 'fresh-cache')]);
+  assert.equal(fresh.code, 0, fresh.stderr);
+  assert.match(fresh.stdout, /\[cached\] COPY hello.txt/, 'found in the cache repo');
   writeFileSync(join(dir, 'ext', 'hello.txt'), 'hello again\n');
   const edited = await run(['plan', '-f', 'ext.yaml', '--resolve', '--format', 'json']);
   const graph = JSON.parse(edited.stdout) as { vertices: { steps: { cache?: { status: string } }[] }[] };
