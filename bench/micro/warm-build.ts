@@ -2,7 +2,8 @@
  * Issue #7's warm rebuild: the shared-base workload (bench/workloads/shared-base.ts: 20 images on one
  * busybox base, each COPY 4 KB + a small RUN, pushed to 5 repositories of a local docker-registry)
  * built cold once per round, then rebuilt unchanged `--warm` times, each rebuild interleaved with a
- * `node -e 0` so the ratio can be read against what any Node process costs on this machine now.
+ * `node -e 0` so the ratio can be read against what any Node process costs on this machine now;
+ * then one context file of one image is edited and the spec rebuilt once (issue #7's second case).
  * Prints median wall, CPU (user+sys from GNU time) and peak RSS, the warm/cold ratio, and the blob
  * uploads the warm runs made (the registry's access log; the target is none).
  *
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
   const root = mkdtempSync('/tmp/stowage-warm-');
   const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: root, CI: '1' };
   process.env.TMPDIR = root;
-  const results = STOWAGES.map(() => ({ cold: [] as Timing[], warm: [] as Timing[], uploads: 0, heads: [] as number[] }));
+  const results = STOWAGES.map(() => ({ cold: [] as Timing[], warm: [] as Timing[], uploads: 0, heads: [] as number[], edited: [] as Timing[], editUploads: [] as number[] }));
   const node: Timing[] = [];
   try {
     const base = await busyboxLayout();
@@ -91,7 +92,17 @@ async function main(): Promise<void> {
           // Upload sessions (POST, mounts included) and their PUTs: a warm run should make none.
           r.uploads += log.filter((e) => e.method === 'POST' || (e.method === 'PUT' && e.path.includes('/blobs/uploads/'))).length;
           r.heads.push(log.length / WARM);
-          console.log(`round ${round + 1} ${STOWAGES.length > 1 ? `[${si}] ` : ''}cold: ${fmt(cold)}; warm median: ${fmt(med(warm))}; load ${load()}`);
+          // Issue #7's second case: one context file of one image changes; only that image's
+          // COPY and RUN should run, and only their layers (and its config) be uploaded.
+          const changed = join(contexts, 'img-00', 'data.bin');
+          writeFileSync(changed, Buffer.alloc(4096, 200 + round));
+          const editMark = registry.accessLog().length;
+          const edited = await build(false);
+          r.edited.push(edited);
+          await new Promise((done) => setTimeout(done, 300));
+          r.editUploads.push(registry.accessLog().slice(editMark).filter((e) => e.method === 'PUT' && e.path.includes('/blobs/uploads/')).length);
+          writeFileSync(changed, Buffer.alloc(4096, 0)); // as writeContexts made it: the next round's cold build is the same
+          console.log(`round ${round + 1} ${STOWAGES.length > 1 ? `[${si}] ` : ''}cold: ${fmt(cold)}; warm median: ${fmt(med(warm))}; one file edited: ${fmt(edited)}; load ${load()}`);
         } finally {
           await registry.stop();
           rmSync(cache, { recursive: true, force: true });
@@ -108,6 +119,8 @@ async function main(): Promise<void> {
       console.log(`  cold median (${r.cold.length}): ${fmt(c)}`);
       console.log(`  warm median (${r.warm.length}): ${fmt(w)}; minus node -e 0: ${(w.wall - n.wall).toFixed(0)} ms wall, ${(w.cpu - n.cpu).toFixed(0)} ms CPU`);
       console.log(`  warm/cold: ${((100 * w.wall) / c.wall).toFixed(1)}% wall, ${((100 * w.cpu) / c.cpu).toFixed(1)}% CPU; registry requests per warm run ${median(r.heads)}, blob upload requests in warm runs ${r.uploads}`);
+      const e = med(r.edited);
+      console.log(`  one file of one image edited (${r.edited.length}): ${fmt(e)}; ${((100 * e.wall) / c.wall).toFixed(1)}% of cold wall; blobs uploaded per run ${median(r.editUploads)}`);
     }
     console.log(`load ${load()}`);
   } finally {
