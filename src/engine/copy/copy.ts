@@ -410,11 +410,27 @@ async function copyEntry(
   }
   const tst = await lstatOrUndefined(target);
   if (tst?.isDirectory()) throw cannotOverwriteDir(targetRel);
+  const key = `${st.dev}:${st.ino}`;
+  const first = st.isFile() && st.nlink > 1 ? run.inodes.get(key) : undefined;
+  if (st.isFile() && first === undefined && tst === undefined) {
+    // Nothing there (the usual case): written in place. COPYFILE_EXCL is O_CREAT|O_EXCL, which
+    // refuses whatever appeared at the name meanwhile, a symlink included, so nothing outside the
+    // rootfs is written; the temp name and rename below exist to replace an entry atomically. Two
+    // syscalls and a random name less per file: a COPY of 20,000 files spent ~0.5 s on them.
+    try {
+      await fs.copyFile(srcHost, target, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE);
+      await applyMeta(run, target, st, 'file');
+    } catch (e) {
+      await fs.rm(target, { force: true }).catch(() => undefined);
+      throw e;
+    }
+    if (st.nlink > 1) run.inodes.set(key, target);
+    if (!run.opts.fromContext) run.xattrs.push({ kind: 'copy', src: srcHost, dst: target });
+    return;
+  }
   const tmp = tmpName(parent.hostPath);
   try {
     if (st.isFile()) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = st.nlink > 1 ? run.inodes.get(key) : undefined;
       if (first !== undefined && (await lstatOrUndefined(first)) !== undefined) {
         await fs.link(first, tmp);
         await fs.rename(tmp, target);
