@@ -20,7 +20,7 @@ import { applyMetadataInstruction, expandInStage, resolveRunMounts, type StageSt
 import { assertNever } from '../util/errors.js';
 
 /** Bump when anything about keys or entries changes meaning: old entries then simply miss. */
-export const CACHE_KEY_VERSION = 1;
+export const CACHE_KEY_VERSION = 2;
 
 /** A key: `sha256:<hex>`. */
 export type StepKey = string;

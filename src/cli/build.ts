@@ -316,7 +316,7 @@ export async function runBuild(argv: string[], context: { tls?: TlsTrust } = {})
       const key = `${dir}\0${dockerfile}`;
       let ctx = contexts.get(key);
       if (!ctx) {
-        ctx = openDirContext({ dir, dockerfilePath: dockerfile, signal: controller.signal }).then(memoizedDigests);
+        ctx = openDirContext({ dir, dockerfilePath: dockerfile, cacheDir, signal: controller.signal }).then(memoizedDigests);
         contexts.set(key, ctx);
       }
       return ctx;

@@ -363,6 +363,7 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
   const cleanups: (() => Promise<void>)[] = [];
   try {
     const loc = contextLocation(o.context);
+    const cacheDir = resolveCacheDir({ flag: o.cacheDir, env });
     const { openDirContext, openTarContext } = await import('../engine/context/context.js');
     let context;
     if (loc.kind === 'tar') {
@@ -375,13 +376,12 @@ async function executeBuild(o: ExecutorOptions, env: Record<string, string | und
       const dir = resolve(loc.dir);
       const dockerfilePath = dockerfileLocation(o.dockerfile, dir, existsSync);
       if (!existsSync(dockerfilePath)) assertContextPresent(dir, o.context);
-      context = await openDirContext({ dir, dockerfilePath, signal: controller.signal });
+      context = await openDirContext({ dir, dockerfilePath, cacheDir, signal: controller.signal });
     }
     const opened = context;
     cleanups.push(() => opened.close());
     const dockerfilePath = loc.kind === 'tar' && !isAbsolute(o.dockerfile) ? join(context.dir, o.dockerfile) : dockerfileLocation(o.dockerfile, context.dir, existsSync);
     const platform = o.customPlatform ? parsePlatform(o.customPlatform) : hostPlatform();
-    const cacheDir = resolveCacheDir({ flag: o.cacheDir, env });
     const epochText = env['SOURCE_DATE_EPOCH'] ?? o.buildArgs['SOURCE_DATE_EPOCH'];
     const sourceDateEpoch = o.reproducible ? Number(epochText ?? 0) : epochText !== undefined ? Number(epochText) : undefined;
     if (sourceDateEpoch !== undefined && !Number.isInteger(sourceDateEpoch)) throw usage(`SOURCE_DATE_EPOCH ${JSON.stringify(epochText)} is not a whole number of seconds`);

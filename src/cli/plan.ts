@@ -145,7 +145,7 @@ async function cacheStatusFor(
   const local = (key: string) => access(StepCache.indexPath(cacheDir, key)).then(() => true, () => false);
   try {
     return await planCacheStatus(result.graph, result.spec, result.dockerfiles, {
-      openContext: (dir, dockerfilePath) => openDirContext({ dir, dockerfilePath, signal }),
+      openContext: (dir, dockerfilePath) => openDirContext({ dir, dockerfilePath, cacheDir, signal }),
       peek: async (key) => (await local(key)) || ((await bases?.inCacheRepo(key, signal)) ?? false),
       ...(bases ? { resolveImage: bases.resolve } : {}),
       ...(epoch !== undefined && Number.isInteger(epoch) ? { sourceDateEpoch: epoch } : {}),

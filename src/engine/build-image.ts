@@ -111,7 +111,7 @@ export async function buildDockerfile(req: BuildDockerfileRequest): Promise<Imag
   const targetStage = dockerfile.stages[analyzed.target]?.name;
 
   if (!req.context && req.contextDir === undefined) throw new Error('buildDockerfile needs contextDir or context');
-  const context: BuildContext = req.context ?? (await openDirContext({ dir: resolvePath(req.contextDir!), dockerfilePath, signal }));
+  const context: BuildContext = req.context ?? (await openDirContext({ dir: resolvePath(req.contextDir!), dockerfilePath, cacheDir: options.cacheDir, signal }));
   const ownsContext = req.context === undefined;
   const stageResults = new Map<number, StageResult>();
   const prepared: { release(): Promise<void> }[] = [];

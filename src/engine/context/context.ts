@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { StowageError } from '../../util/errors.js';
 import { canonicalRoot, resolveInRoot } from '../copy/in-root.js';
 import { createMatcher, findDockerignore, type IgnoreMatcher } from './dockerignore.js';
+import { openDigestMemo, type FileDigestMemo } from '../../cache/digest-memo.js';
 import { compareBytes, resolveSourcesIn, type ResolvedSource } from './resolve.js';
 
 export type { ResolvedSource, InlineSource } from './resolve.js';
@@ -45,6 +46,8 @@ export interface OpenContextOptions {
   dir: string;
   /** The Dockerfile, whose `<name>.dockerignore` wins over the context's `.dockerignore`. */
   dockerfilePath?: string;
+  /** stowage's cache dir: file digests are remembered there between runs (../../cache/digest-memo.ts). */
+  cacheDir?: string;
   signal?: AbortSignal;
 }
 
@@ -65,7 +68,8 @@ export async function openDirContext(opts: OpenContextOptions): Promise<BuildCon
     ...(opts.dockerfilePath !== undefined ? { dockerfilePath: opts.dockerfilePath } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  return makeContext(dir, createMatcher(found.patterns), found.path, async () => {});
+  const memo = opts.cacheDir !== undefined ? openDigestMemo(opts.cacheDir, dir) : undefined;
+  return makeContext(dir, createMatcher(found.patterns), found.path, async () => memo?.save(), memo);
 }
 
 export interface OpenTarContextOptions {
@@ -104,6 +108,7 @@ function makeContext(
   ignore: IgnoreMatcher,
   ignoreFile: string | undefined,
   close: () => Promise<void>,
+  memo?: FileDigestMemo,
 ): BuildContext {
   return {
     dir,
@@ -117,7 +122,7 @@ function makeContext(
       for (const rel of relPaths) {
         const r = await resolveInRoot(dir, rel, { followFinal: true, mode: 'contained', displayPath: rel });
         const h = createHash('sha256');
-        await hashTree(r.hostPath, r.rel, h, ignore, signal);
+        await hashTree({ host: r.hostPath, rel: r.rel, h, ignore, memo, signal });
         out.set(rel, 'sha256:' + h.digest('hex'));
       }
       return out;
@@ -130,15 +135,26 @@ type Hash = ReturnType<typeof createHash>;
 
 const SMALL_FILE = 256 * 1024;
 
+interface TreeWalk {
+  host: string;
+  rel: string;
+  h: Hash;
+  ignore: IgnoreMatcher;
+  memo: FileDigestMemo | undefined;
+  signal: AbortSignal | undefined;
+}
+
 /**
- * Hashes the tree at `host` into `h`. The walk itself (lstat, readdir, readlink) is synchronous:
- * awaiting one threadpool round trip per entry made a warm rebuild of an image with a 20,000-file
- * context spend ~1 s idle between stat calls. Small files (most of a context) are read in one
- * synchronous read too; only large ones stream, so a big file does not hold the event loop for
- * its whole read.
+ * Hashes the tree at `host` into `h`: names, modes, link targets and each file's content digest.
+ * The walk itself (lstat, readdir, readlink) is synchronous: awaiting one threadpool round trip per
+ * entry made a warm rebuild of an image with a 20,000-file context spend ~1 s idle between stat
+ * calls. A file's digest comes from the memo when its stat is unchanged; otherwise small files
+ * (most of a context) are read in one synchronous read and large ones streamed, so a big file does
+ * not hold the event loop for its whole read.
  */
-async function hashTree(host: string, rel: string, h: Hash, ignore: IgnoreMatcher, signal?: AbortSignal): Promise<void> {
-  signal?.throwIfAborted();
+async function hashTree(w: TreeWalk): Promise<void> {
+  const { host, rel, h, ignore } = w;
+  w.signal?.throwIfAborted();
   const st = lstatSync(host);
   const mode = (st.mode & 0o7777).toString(8);
   if (st.isDirectory()) {
@@ -151,15 +167,21 @@ async function hashTree(host: string, rel: string, h: Hash, ignore: IgnoreMatche
         if (!(cst.isDirectory() && ignore.mayHaveExceptionsUnder(childRel))) continue;
       }
       h.update(`n ${name}\0`);
-      await hashTree(childHost, childRel, h, ignore, signal);
+      await hashTree({ ...w, host: childHost, rel: childRel });
     }
     h.update('e\0');
   } else if (st.isSymbolicLink()) {
     h.update(`l ${readlinkSync(host)}\0`);
   } else if (st.isFile()) {
-    h.update(`f ${mode} ${st.size}\0`);
-    if (st.size <= SMALL_FILE) h.update(readFileSync(host));
-    else for await (const chunk of createReadStream(host, signal ? { signal } : {})) h.update(chunk as Buffer);
+    let hex = w.memo?.get(rel, st);
+    if (hex === undefined) {
+      const content = createHash('sha256');
+      if (st.size <= SMALL_FILE) content.update(readFileSync(host));
+      else for await (const chunk of createReadStream(host, w.signal ? { signal: w.signal } : {})) content.update(chunk as Buffer);
+      hex = content.digest('hex');
+      w.memo?.set(rel, st, hex);
+    }
+    h.update(`f ${mode} ${st.size} ${hex}\0`);
   } else {
     h.update(`s ${mode} ${st.mode & 0o170000} ${st.rdev}\0`);
   }
