@@ -309,11 +309,12 @@ async function copyTree(
 ): Promise<void> {
   const ignore = run.opts.fromContext ? run.opts.ignore : undefined;
   const names = (await fs.readdir(srcHost)).sort(compareBytes);
-  // Synchronously (see copyPlainFiles): a stat is a few microseconds, a threadpool round trip more.
+  // Synchronously (see the plain-file loop below): a stat is a few microseconds, a round trip
+  // through the threadpool more.
   const stats = names.map((name) => lstatSync(path.join(srcHost, name)));
   const getParent = () => (typeof target === 'function' ? target() : Promise.resolve(target));
-  // Files with a single link are independent of each other: copy those concurrently (the
-  // syscalls queue on libuv's pool); directories, links and hardlinked files go in order.
+  // Files with a single link are independent of each other: copied last, in synchronous batches;
+  // directories, links and hardlinked files go first, in order.
   const plainFiles: { name: string; st: Stats; ctx: string; excl: string }[] = [];
   for (let i = 0; i < names.length; i++) {
     run.opts.signal.throwIfAborted();
@@ -448,8 +449,8 @@ async function copyEntry(
     // refuses whatever appeared at the name meanwhile, a symlink included, so nothing outside the
     // rootfs is written; the temp name and rename below exist to replace an entry atomically. Two
     // syscalls and a random name less per file: a COPY of 20,000 files spent ~0.5 s on them.
+    await fs.copyFile(srcHost, target, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE);
     try {
-      await fs.copyFile(srcHost, target, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE);
       await applyMeta(run, target, st, 'file');
     } catch (e) {
       await fs.rm(target, { force: true }).catch(() => undefined);
