@@ -12,7 +12,7 @@ import { fetchImageMetadata, pullImage } from '../registry/pull.js';
 import { parseReference, type Reference } from '../registry/reference.js';
 import type { BlobStore } from '../store/types.js';
 import { isStowageError, StowageError } from '../util/errors.js';
-import { parseEntry, type StepCacheEntry } from './entry.js';
+import { isExpired, parseEntry, type StepCacheEntry } from './entry.js';
 import type { RemoteStepCache } from './step-cache.js';
 
 /** The config label that holds the entry. */
@@ -59,10 +59,14 @@ export function createRegistryCache(o: RegistryCacheOptions): RemoteStepCache {
 /**
  * Whether the cache repo holds an entry for `key`, judged from the entry image's manifest and config
  * alone (no layer is downloaded): what `stowage plan --resolve` asks for each step the local index
- * lacks. Like the plan's local lookup it does not apply a TTL. A registry that cannot be asked
+ * lacks. An entry older than `ttlMs` is a miss, as for the build. A registry that cannot be asked
  * throws; a missing tag or someone else's image is `false`.
  */
-export async function registryCacheHas(o: Pick<RegistryCacheOptions, 'repo' | 'client' | 'store'>, key: string, signal: AbortSignal): Promise<boolean> {
+export async function registryCacheHas(
+  o: Pick<RegistryCacheOptions, 'repo' | 'client' | 'store'> & { ttlMs?: number; now?: () => Date },
+  key: string,
+  signal: AbortSignal,
+): Promise<boolean> {
   const base = parseRepo(o.repo);
   let image: Image;
   try {
@@ -72,7 +76,8 @@ export async function registryCacheHas(o: Pick<RegistryCacheOptions, 'repo' | 'c
     throw e;
   }
   const label = image.config.config?.Labels?.[ENTRY_LABEL];
-  return label !== undefined && typeof parseEntry(label, key) !== 'string';
+  const entry = label === undefined ? 'no entry label' : parseEntry(label, key);
+  return typeof entry !== 'string' && !isExpired(entry, o.ttlMs, (o.now ?? (() => new Date()))());
 }
 
 export function entryImage(entry: StepCacheEntry, layer: Layer | undefined): Image {

@@ -6,11 +6,12 @@
 import { resolve } from 'node:path';
 import { compileGraph, type ParsedDockerfile } from '../graph/compile.js';
 import type { PlanCacheStatus, ResolvedBase } from '../cache/plan-graph.js';
+import { parseTtl } from '../cache/entry.js';
 import type { BuildGraph } from '../graph/types.js';
 import { formatPlatform, hostPlatform } from '../image/platform.js';
 import { selectImages } from '../spec/select.js';
 import type { BuildSpec } from '../spec/types.js';
-import { errorMessage, type Diagnostic } from '../util/errors.js';
+import { StowageError, errorMessage, type Diagnostic } from '../util/errors.js';
 import type { Platform } from '../image/types.js';
 import type { TlsTrust } from '../registry/tls-trust.js';
 import { oneOf, parseCommandArgs, parseKeyValues } from './args.js';
@@ -31,6 +32,7 @@ Options:
       --format FORMAT    text (default), json or dot
       --platform P       the platform images without 'platforms:' build for (default: this machine's)
       --cache-dir DIR    the local step cache to check steps against (default as for build)
+      --cache-ttl D      entries older than this count as misses, e.g. 168h, 7d (spec cache.ttl)
       --no-cache-status  do not look at the context or the local cache (steps show no hit/miss)
       --resolve          look external base images (FROM registry/image:tag) up in their registries
                          (network, docker credentials, HTTPS_PROXY) so the steps on them show
@@ -126,23 +128,37 @@ export function graphWithCache(graph: BuildGraph, cache: PlanCacheStatus): unkno
  */
 async function cacheStatusFor(
   result: PlanResult,
-  cacheDirFlag: string | undefined,
+  flags: { cacheDirFlag: string | undefined; ttlFlag: string | undefined },
   env: Record<string, string | undefined>,
   resolve: { insecureRegistries: string[]; tls?: TlsTrust } | undefined,
 ): Promise<PlanCacheStatus | undefined> {
   if (!result.graph || !result.spec || !result.dockerfiles) return undefined;
-  const [{ planCacheStatus }, { resolveCacheDir }, { openDirContext }, { StepCache }] = await Promise.all([
+  const [{ planCacheStatus }, { resolveCacheDir }, { openDirContext }, { StepCache }, { isExpired, parseEntry }] = await Promise.all([
     import('../cache/plan-graph.js'),
     import('../store/cache-dir.js'),
     import('../engine/context/context.js'),
     import('../cache/step-cache.js'),
+    import('../cache/entry.js'),
   ]);
-  const cacheDir = resolveCacheDir({ flag: cacheDirFlag, env });
-  const { access } = await import('node:fs/promises');
+  const cacheDir = resolveCacheDir({ flag: flags.cacheDirFlag, env });
+  const ttlText = flags.ttlFlag ?? result.spec.cache?.ttl;
+  const ttlMs = ttlText === undefined ? undefined : parseTtl(ttlText);
+  if (ttlText !== undefined && ttlMs === undefined) {
+    throw new StowageError('usage/bad-flag', `--cache-ttl must be a duration like 168h or 7d, not ${JSON.stringify(ttlText)}`);
+  }
+  const { readFile } = await import('node:fs/promises');
   const epoch = env['SOURCE_DATE_EPOCH'] !== undefined ? Number(env['SOURCE_DATE_EPOCH']) : undefined;
   const signal = new AbortController().signal;
-  const bases = resolve ? await registryBases(cacheDir, env, resolve, result.spec.cache?.repo) : undefined;
-  const local = (key: string) => access(StepCache.indexPath(cacheDir, key)).then(() => true, () => false);
+  const bases = resolve ? await registryBases(cacheDir, env, resolve, { repo: result.spec.cache?.repo, ...(ttlMs !== undefined ? { ttlMs } : {}) }) : undefined;
+  // As the build decides: a readable entry of this key that has not outlived the TTL.
+  const local = (key: string) =>
+    readFile(StepCache.indexPath(cacheDir, key), 'utf8').then(
+      (text) => {
+        const entry = parseEntry(text, key);
+        return typeof entry !== 'string' && !isExpired(entry, ttlMs, new Date());
+      },
+      () => false,
+    );
   try {
     return await planCacheStatus(result.graph, result.spec, result.dockerfiles, {
       openContext: (dir, dockerfilePath) => openDirContext({ dir, dockerfilePath, cacheDir, signal }),
@@ -162,7 +178,8 @@ async function cacheStatusFor(
  * the local index lacks. A base that cannot be resolved, or a cache repo that cannot be asked, is a
  * warning: the steps stay unknown or show what the local cache says, and the plan is still right.
  */
-async function registryBases(cacheDir: string, env: Record<string, string | undefined>, o: { insecureRegistries: string[]; tls?: TlsTrust }, cacheRepo: string | undefined) {
+async function registryBases(cacheDir: string, env: Record<string, string | undefined>, o: { insecureRegistries: string[]; tls?: TlsTrust }, cache: { repo: string | undefined; ttlMs?: number }) {
+  const cacheRepo = cache.repo;
   const [{ RegistryClient }, { dockerConfigCredentials }, { parseReference }, { fetchImageMetadata }, { FsBlobStore }, { proxyConfigFromEnv }, { registryCacheHas }] = await Promise.all([
     import('../registry/client.js'),
     import('../registry/auth.js'),
@@ -181,7 +198,7 @@ async function registryBases(cacheDir: string, env: Record<string, string | unde
     async inCacheRepo(key: string, signal: AbortSignal): Promise<boolean> {
       if (cacheRepo === undefined || cacheRepoDown) return false;
       try {
-        return await registryCacheHas({ repo: cacheRepo, client, store }, key, signal);
+        return await registryCacheHas({ repo: cacheRepo, client, store, ...(cache.ttlMs !== undefined ? { ttlMs: cache.ttlMs } : {}) }, key, signal);
       } catch (e) {
         cacheRepoDown = true;
         process.stderr.write(`stowage plan: warning: cannot ask the cache repo ${cacheRepo} (${errorMessage(e)}); steps show the local cache only\n`);
@@ -237,6 +254,7 @@ export async function runPlan(argv: string[], context: { tls?: TlsTrust } = {}):
     format: { type: 'string' },
     platform: { type: 'string' },
     'cache-dir': { type: 'string' },
+    'cache-ttl': { type: 'string' },
     'no-cache-status': { type: 'boolean' },
     resolve: { type: 'boolean' },
     'insecure-registry': { type: 'string', multiple: true },
@@ -247,6 +265,9 @@ export async function runPlan(argv: string[], context: { tls?: TlsTrust } = {}):
     return 0;
   }
   const format = oneOf('--format', values.format as string | undefined, FORMATS, 'text');
+  if (values['cache-ttl'] !== undefined && parseTtl(values['cache-ttl'] as string) === undefined) {
+    throw new StowageError('usage/bad-flag', `--cache-ttl must be a duration like 168h or 7d, not ${JSON.stringify(values['cache-ttl'])}`);
+  }
   const cwd = process.cwd();
   const result = await computePlan({
     file: resolve(cwd, (values.file as string | undefined) ?? 'stowage.yaml'),
@@ -273,7 +294,7 @@ export async function runPlan(argv: string[], context: { tls?: TlsTrust } = {}):
   if (format !== 'dot' && !values['no-cache-status']) {
     try {
       const resolveBases = values.resolve ? { insecureRegistries: (values['insecure-registry'] as string[] | undefined) ?? [], ...(context.tls ? { tls: context.tls } : {}) } : undefined;
-      cache = await cacheStatusFor(result, values['cache-dir'] as string | undefined, process.env, resolveBases);
+      cache = await cacheStatusFor(result, { cacheDirFlag: values['cache-dir'] as string | undefined, ttlFlag: values['cache-ttl'] as string | undefined }, process.env, resolveBases);
     } catch (e) {
       // The graph is still right; only the hit/miss column is missing.
       process.stderr.write(`stowage plan: warning: cannot tell which steps are cached (${e instanceof Error ? e.message : String(e)})\n`);

@@ -120,6 +120,14 @@ test('plan shows per step whether it would hit the local cache, with keys in JSO
   const steps = graph.vertices[0]!.steps.slice(1);
   assert.deepEqual(steps.map((s) => s.cache?.status), ['hit', 'miss'], 'the busybox COPY is cached, the edited etc/ is not');
   assert.match(steps[0]!.cache!.key!, /^sha256:[0-9a-f]{64}$/);
+  // Entries older than the TTL are misses, as for the build (they were written seconds ago).
+  await new Promise((r) => setTimeout(r, 1_100));
+  const expired = await run(['plan', '--format', 'json', '--cache-ttl', '1s', 'base']);
+  const expiredSteps = (JSON.parse(expired.stdout) as typeof graph).vertices[0]!.steps.slice(1);
+  assert.deepEqual(expiredSteps.map((s) => s.cache?.status), ['miss', 'miss']);
+  const badTtl = await run(['plan', '--cache-ttl', 'soon']);
+  assert.equal(badTtl.code, 2);
+  assert.match(badTtl.stderr, /--cache-ttl must be a duration/);
   const text = await run(['plan', 'svc0']);
   assert.match(text.stdout, /2: \[cached\] COPY busybox/);
   assert.match(text.stdout, /\[\?\] +COPY common.txt/, 'steps on an image of this spec are unknown until it is built');
