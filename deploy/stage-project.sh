@@ -11,8 +11,8 @@ set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out=$1
 dist=${STOWAGE_DIST:-$repo/dist}
-if [ ! -f "$dist/cli/main.js" ]; then
-  echo "stage-project: $dist/cli/main.js is missing; run 'npm ci' (or 'npm run build') in $repo first" >&2
+if [ ! -f "$dist/cli/main.cjs" ]; then
+  echo "stage-project: $dist/cli/main.cjs is missing; run 'npm ci' (or 'npm run build') in $repo first" >&2
   exit 1
 fi
 if [ -e "$out/stowage" ]; then
