@@ -102,6 +102,36 @@ const bundleEsmOnlyPackages = {
   },
 };
 
+/**
+ * Modules that only some runs need, imported dynamically where they are used: each gets a bundle of
+ * its own (with its code cache) instead of being inlined into every command that reaches it, so
+ * the others neither evaluate nor deserialize it. `plan --resolve`'s registry client would
+ * otherwise have grown plan's code cache from 0.44 to 1.17 MB (~50 ms per plan); undici's proxy
+ * agent is ~65 KB that runs without a proxy never use.
+ */
+const SPLIT = [
+  { name: 'plan-resolve', file: join(cliDir, 'plan-resolve.js') },
+  { name: 'proxy-agent', file: join(dist, 'registry', 'proxy-agent.js') },
+];
+
+/** An import of a SPLIT module becomes a load of its bundle (lazily, where the import is dynamic). */
+const splitBundles = (loaderFile) => ({
+  name: 'split-bundles',
+  setup(b) {
+    const byPath = new Map(SPLIT.map((s) => [s.file, s.name]));
+    b.onResolve({ filter: /^\.\.?\// }, (args) => {
+      if (args.kind === 'entry-point') return undefined;
+      const name = byPath.get(resolve(args.resolveDir, args.path));
+      return name === undefined ? undefined : { path: name, namespace: 'stowage-split-bundle' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'stowage-split-bundle' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(loaderFile)}).loadCommandBundle(${JSON.stringify(args.path)});\n`,
+      loader: 'js',
+      resolveDir: cliDir,
+    }));
+  },
+});
+
 /** A command's import of './<name>.js' in commands.js becomes a load of its bundle with the code cache. */
 const commandBundles = (names, loaderFile) => ({
   name: 'command-bundles',
@@ -162,16 +192,17 @@ try {
     // import() of a package or built-in becomes require(): vm.Script has no loader for import().
     supported: { 'dynamic-import': false },
     outdir: out,
-    entryPoints: names.map((n) => join(cliDir, `${n}.js`)),
-    plugins: [keepAsFiles(errorsCjs), bundleUndiciInternals, bundleEsmOnlyPackages],
+    entryPoints: [...names.map((n) => join(cliDir, `${n}.js`)), ...SPLIT.map((s) => s.file)],
+    plugins: [keepAsFiles(errorsCjs), splitBundles(loaderFile), bundleUndiciInternals, bundleEsmOnlyPackages],
   });
+  const bundled = [...names, ...SPLIT.map((s) => s.name)];
   // A cache records the V8 flags it was made under and is rejected under others: it is made under
   // the launcher's (bin/stowage's shebang). It holds every function compiled, not only the top
   // level V8 compiles at first: --no-lazy while compiling, put back before the cache is made. A
   // cache of the top level alone saved ~15 ms per run; of everything, ~25 ms more in the small case
   // (it costs ~1.5 MB of cache file per big command and ~1.5 MiB of RSS).
   for (const flag of launcherNodeFlags()) setFlagsFromString(flag);
-  for (const n of names) {
+  for (const n of bundled) {
     const file = join(out, `${n}.cjs`);
     setFlagsFromString('--no-lazy');
     // Under the name it is loaded by: code from the cache keeps it (in stack traces and profiles).
@@ -193,7 +224,7 @@ try {
     plugins: [keepAsFiles(errorsCjs), commandBundles(names, loaderFile)],
   });
   // main.cjs last: the launcher needs it, and it needs everything else.
-  for (const n of names) for (const ext of ['.cjs', '.cjs.v8cache']) renameSync(join(out, `${n}${ext}`), join(cliDir, `${n}${ext}`));
+  for (const n of bundled) for (const ext of ['.cjs', '.cjs.v8cache']) renameSync(join(out, `${n}${ext}`), join(cliDir, `${n}${ext}`));
   renameSync(join(out, 'errors.cjs'), join(cliDir, 'errors.cjs'));
   renameSync(join(out, 'main.cjs'), join(cliDir, 'main.cjs'));
 } finally {

@@ -5,14 +5,13 @@
  */
 import { resolve } from 'node:path';
 import { compileGraph, type ParsedDockerfile } from '../graph/compile.js';
-import type { PlanCacheStatus, ResolvedBase } from '../cache/plan-graph.js';
+import type { PlanCacheStatus } from '../cache/plan-graph.js';
 import { parseTtl } from '../cache/entry.js';
 import type { BuildGraph } from '../graph/types.js';
 import { formatPlatform, hostPlatform } from '../image/platform.js';
 import { selectImages } from '../spec/select.js';
 import type { BuildSpec } from '../spec/types.js';
-import { StowageError, errorMessage, type Diagnostic } from '../util/errors.js';
-import type { Platform } from '../image/types.js';
+import { StowageError, type Diagnostic } from '../util/errors.js';
 import type { TlsTrust } from '../registry/tls-trust.js';
 import { oneOf, parseCommandArgs, parseKeyValues } from './args.js';
 import { renderHuman } from './diagnostics-output.js';
@@ -149,7 +148,8 @@ async function cacheStatusFor(
   const { readFile } = await import('node:fs/promises');
   const epoch = env['SOURCE_DATE_EPOCH'] !== undefined ? Number(env['SOURCE_DATE_EPOCH']) : undefined;
   const signal = new AbortController().signal;
-  const bases = resolve ? await registryBases(cacheDir, env, resolve, { repo: result.spec.cache?.repo, ...(ttlMs !== undefined ? { ttlMs } : {}) }) : undefined;
+  // Its own bundle (scripts/bundle.mjs): the registry client is loaded only by --resolve.
+  const bases = resolve ? await (await import('./plan-resolve.js')).registryBases(cacheDir, env, resolve, { repo: result.spec.cache?.repo, ...(ttlMs !== undefined ? { ttlMs } : {}) }) : undefined;
   // As the build decides: a readable entry of this key that has not outlived the TTL.
   const local = (key: string) =>
     readFile(StepCache.indexPath(cacheDir, key), 'utf8').then(
@@ -170,58 +170,6 @@ async function cacheStatusFor(
   } finally {
     await bases?.close();
   }
-}
-
-/**
- * External base images as a build resolves them (manifest for the platform, config; no layers),
- * through a registry client like the build's, and the spec's cache repo (`cache.repo`) for steps
- * the local index lacks. A base that cannot be resolved, or a cache repo that cannot be asked, is a
- * warning: the steps stay unknown or show what the local cache says, and the plan is still right.
- */
-async function registryBases(cacheDir: string, env: Record<string, string | undefined>, o: { insecureRegistries: string[]; tls?: TlsTrust }, cache: { repo: string | undefined; ttlMs?: number }) {
-  const cacheRepo = cache.repo;
-  const [{ RegistryClient }, { dockerConfigCredentials }, { parseReference }, { fetchImageMetadata }, { FsBlobStore }, { proxyConfigFromEnv }, { registryCacheHas }] = await Promise.all([
-    import('../registry/client.js'),
-    import('../registry/auth.js'),
-    import('../registry/reference.js'),
-    import('../registry/pull.js'),
-    import('../store/blob-store.js'),
-    import('../registry/proxy.js'),
-    import('../cache/registry-cache.js'),
-  ]);
-  const proxy = proxyConfigFromEnv(env);
-  const client = new RegistryClient({ credentials: dockerConfigCredentials({ env }), insecureRegistries: o.insecureRegistries, ...(o.tls ? { tls: o.tls } : {}), ...(proxy ? { proxy } : {}) });
-  const store = await FsBlobStore.open(cacheDir);
-  const resolved = new Map<string, Promise<ResolvedBase | undefined>>();
-  let cacheRepoDown = false;
-  return {
-    async inCacheRepo(key: string, signal: AbortSignal): Promise<boolean> {
-      if (cacheRepo === undefined || cacheRepoDown) return false;
-      try {
-        return await registryCacheHas({ repo: cacheRepo, client, store, ...(cache.ttlMs !== undefined ? { ttlMs: cache.ttlMs } : {}) }, key, signal);
-      } catch (e) {
-        cacheRepoDown = true;
-        process.stderr.write(`stowage plan: warning: cannot ask the cache repo ${cacheRepo} (${errorMessage(e)}); steps show the local cache only\n`);
-        return false;
-      }
-    },
-    resolve(ref: string, platform: Platform, signal: AbortSignal): Promise<ResolvedBase | undefined> {
-      const key = `${ref}\0${formatPlatform(platform)}`;
-      let r = resolved.get(key);
-      if (!r) {
-        r = fetchImageMetadata(parseReference(ref), { client, store, platform, signal }).then(
-          ({ image }) => ({ digest: image.digest, config: image.config.config ?? {} }),
-          (e: unknown) => {
-            process.stderr.write(`stowage plan: warning: cannot resolve ${ref} (${errorMessage(e)}); the steps on it show [?]\n`);
-            return undefined;
-          },
-        );
-        resolved.set(key, r);
-      }
-      return r;
-    },
-    close: () => client.close(),
-  };
 }
 
 function dotId(s: string): string {

@@ -6,7 +6,7 @@
  * Holds per-run caches (pools, challenges, tokens) in the client instance, never at module level.
  */
 import type { Dispatcher } from 'undici';
-import { PoolRequester, createPool, createProxyAgent } from './undici-pool.js';
+import { PoolRequester, createPool } from './undici-pool.js';
 import { proxyFor, shownProxy, type ProxyConfig } from './proxy.js';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -236,12 +236,12 @@ export class RegistryClient {
         // https, outside it (proxyTls).
         const requestContext = this.tls?.secureContext();
         const proxyContext = proxy.protocol === 'https:' ? requestContext : undefined;
-        agent = createProxyAgent({
+        agent = import('./proxy-agent.js').then(({ createProxyAgent }) => createProxyAgent({
           uri: proxy.href,
           ...options,
           ...(requestContext ? { requestTls: { secureContext: requestContext } } : {}),
           ...(proxyContext ? { proxyTls: { secureContext: proxyContext } } : {}),
-        });
+        }));
         this.proxyAgents.set(proxy.href, agent);
       }
       return agent.then((a) => {

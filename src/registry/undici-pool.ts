@@ -10,33 +10,12 @@
 import { setFlagsFromString } from 'node:v8';
 import PoolImpl from 'undici/lib/dispatcher/pool.js';
 import requestImpl from 'undici/lib/api/api-request.js';
-import type { Dispatcher, Pool, ProxyAgent } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 
 export type { Pool };
 
 export function createPool(origin: string, options: Pool.Options): Pool {
   return new PoolImpl(origin, options);
-}
-
-/**
- * undici's ProxyAgent (CONNECT tunnels through an HTTP proxy), loaded when the first proxied
- * connection is made: most runs have no proxy, and its modules (a SOCKS client among them) would
- * otherwise load at every start. A dynamic import, so scripts/bundle.mjs bundles it with the Pool
- * (one copy of undici's internals: its symbols and handlers are per module instance) and still
- * evaluates it only here.
- */
-export async function createProxyAgent(options: ProxyAgent.Options): Promise<Dispatcher> {
-  const [{ default: ProxyAgentImpl }, { default: connectImpl }] = await Promise.all([
-    import('undici/lib/dispatcher/proxy-agent.js'),
-    import('undici/lib/api/api-connect.js'),
-  ]);
-  return new ProxyAgentImpl({
-    ...options,
-    // The agent opens tunnels with `client.connect(…)` (CONNECT), a method undici's main entry
-    // installs on every dispatcher (Object.assign(Dispatcher.prototype, api)); stowage never loads
-    // that entry in the registry path, so the proxy's client gets it here, on itself only.
-    clientFactory: (origin: URL, opts: object) => Object.assign(new PoolImpl(origin, opts), { connect: connectImpl }),
-  });
 }
 
 /**
