@@ -114,34 +114,21 @@ const SPLIT = [
   { name: 'proxy-agent', file: join(dist, 'registry', 'proxy-agent.js') },
 ];
 
-/** An import of a SPLIT module becomes a load of its bundle (lazily, where the import is dynamic). */
-const splitBundles = (loaderFile) => ({
-  name: 'split-bundles',
+/**
+ * An import of one of `bundles` (name → the dist file it is built from) becomes a load of that
+ * bundle with its code cache, through the loader in src/cli/command-bundle.ts — lazily where the
+ * import is dynamic. Used for commands.js's command table (in main.cjs) and for SPLIT modules.
+ */
+const bundleLoads = (bundles, loaderFile) => ({
+  name: 'bundle-loads',
   setup(b) {
-    const byPath = new Map(SPLIT.map((s) => [s.file, s.name]));
+    const byPath = new Map(bundles.map((x) => [x.file, x.name]));
     b.onResolve({ filter: /^\.\.?\// }, (args) => {
       if (args.kind === 'entry-point') return undefined;
       const name = byPath.get(resolve(args.resolveDir, args.path));
-      return name === undefined ? undefined : { path: name, namespace: 'stowage-split-bundle' };
+      return name === undefined ? undefined : { path: name, namespace: 'stowage-bundle-load' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'stowage-split-bundle' }, (args) => ({
-      contents: `module.exports = require(${JSON.stringify(loaderFile)}).loadCommandBundle(${JSON.stringify(args.path)});\n`,
-      loader: 'js',
-      resolveDir: cliDir,
-    }));
-  },
-});
-
-/** A command's import of './<name>.js' in commands.js becomes a load of its bundle with the code cache. */
-const commandBundles = (names, loaderFile) => ({
-  name: 'command-bundles',
-  setup(b) {
-    const byPath = new Map(names.map((n) => [join(cliDir, `${n}.js`), n]));
-    b.onResolve({ filter: /^\.\/[a-z-]+\.js$/ }, (args) => {
-      const name = byPath.get(resolve(args.resolveDir, args.path));
-      return name === undefined ? undefined : { path: name, namespace: 'stowage-command-bundle' };
-    });
-    b.onLoad({ filter: /.*/, namespace: 'stowage-command-bundle' }, (args) => ({
+    b.onLoad({ filter: /.*/, namespace: 'stowage-bundle-load' }, (args) => ({
       contents: `module.exports = require(${JSON.stringify(loaderFile)}).loadCommandBundle(${JSON.stringify(args.path)});\n`,
       loader: 'js',
       resolveDir: cliDir,
@@ -182,7 +169,7 @@ const out = mkdtempSync(join(dist, '.bundle-'));
 try {
   await build({ ...common, format: 'cjs', outExtension: { '.js': '.cjs' }, outdir: out, entryPoints: [errors] });
   const errorsCjs = new Map([[errors, './errors.cjs']]);
-  await build({
+  const commonJs = {
     ...common,
     format: 'cjs',
     outExtension: { '.js': '.cjs' },
@@ -192,10 +179,13 @@ try {
     // import() of a package or built-in becomes require(): vm.Script has no loader for import().
     supported: { 'dynamic-import': false },
     outdir: out,
-    entryPoints: [...names.map((n) => join(cliDir, `${n}.js`)), ...SPLIT.map((s) => s.file)],
-    plugins: [keepAsFiles(errorsCjs), splitBundles(loaderFile), bundleUndiciInternals, bundleEsmOnlyPackages],
+  };
+  await build({
+    ...commonJs,
+    entryPoints: [...names.map((n) => join(cliDir, `${n}.js`)), ...SPLIT.map((x) => x.file)],
+    plugins: [keepAsFiles(errorsCjs), bundleLoads(SPLIT, loaderFile), bundleUndiciInternals, bundleEsmOnlyPackages],
   });
-  const bundled = [...names, ...SPLIT.map((s) => s.name)];
+  const bundled = [...names, ...SPLIT.map((x) => x.name)];
   // A cache records the V8 flags it was made under and is rejected under others: it is made under
   // the launcher's (bin/stowage's shebang). It holds every function compiled, not only the top
   // level V8 compiles at first: --no-lazy while compiling, put back before the cache is made. A
@@ -213,15 +203,9 @@ try {
   // main.cjs: main.js with the command table (commands.js) and the bundle loader inlined; each
   // command's import becomes a load of its bundle with the code cache.
   await build({
-    ...common,
-    format: 'cjs',
-    outExtension: { '.js': '.cjs' },
-    banner: { js: `${MARKER}\nconst __stowageModuleUrl = require('node:url').pathToFileURL(__filename).href;` },
-    define: { 'import.meta.url': '__stowageModuleUrl' },
-    supported: { 'dynamic-import': false },
-    outdir: out,
+    ...commonJs,
     entryPoints: [main],
-    plugins: [keepAsFiles(errorsCjs), commandBundles(names, loaderFile)],
+    plugins: [keepAsFiles(errorsCjs), bundleLoads(names.map((n) => ({ name: n, file: join(cliDir, `${n}.js`) })), loaderFile)],
   });
   // main.cjs last: the launcher needs it, and it needs everything else.
   for (const n of bundled) for (const ext of ['.cjs', '.cjs.v8cache']) renameSync(join(out, `${n}${ext}`), join(cliDir, `${n}${ext}`));
