@@ -6,6 +6,7 @@
 import type { Descriptor, ContainerConfig } from '../image/types.js';
 import { parseDigest, type Digest } from '../image/digest.js';
 import { CACHE_KEY_VERSION } from './keys.js';
+import { StowageError } from '../util/errors.js';
 
 export interface StepCacheEntry {
   version: typeof CACHE_KEY_VERSION;
@@ -79,6 +80,17 @@ export function parseTtl(text: string): number | undefined {
     matched = re.lastIndex;
   }
   return matched === text.length && text.length > 0 ? total : undefined;
+}
+
+/**
+ * A cache TTL given by the user (`--cache-ttl`, or the spec's `cache.ttl` as `source`) in ms; a
+ * usage error naming where it came from when it is not a duration. Undefined in, undefined out.
+ */
+export function ttlOption(text: string | undefined, source = '--cache-ttl'): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseTtl(text);
+  if (ms === undefined) throw new StowageError('usage/bad-flag', `${source} must be a duration like 168h or 7d, not ${JSON.stringify(text)}`);
+  return ms;
 }
 
 /** An entry older than `ttlMs` (by the time it was written) is ignored. */

@@ -2,8 +2,9 @@
  * Per-step cache status for a compiled build graph (`stowage plan`): walks every image's stages in
  * build order with `planStageKeys`, sharing results per vertex (a vertex is the same stage
  * whichever image uses it). I/O comes in through ports: the build context of an image, the local
- * index lookup and, optionally, the resolution of external base images. With a port that resolves external base images (`stowage build` has the
- * registry), the walk also gives each image's final key (`createImageKeyPlanner`).
+ * index lookup and, optionally (`plan --resolve`), the resolution of external base images. With
+ * that port and images of the spec resolved too (`stowage build`), the walk also gives each image's
+ * final key (`createImageKeyPlanner`).
  */
 import type { ParsedDockerfile } from '../graph/compile.js';
 import type { BuildGraph } from '../graph/types.js';

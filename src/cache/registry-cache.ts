@@ -42,9 +42,8 @@ export function createRegistryCache(o: RegistryCacheOptions): RemoteStepCache {
         if (isStowageError(e) && e.code === 'registry/not-found') return undefined;
         throw e;
       }
-      const label = image.config.config?.Labels?.[ENTRY_LABEL];
-      const entry = label === undefined ? 'no entry label' : parseEntry(label, key);
-      if (typeof entry === 'string') return undefined; // someone else's tag, or an older version: a miss
+      const entry = entryOf(image, key);
+      if (entry === undefined) return undefined; // someone else's tag, or an older version: a miss
       const layer = image.layers[0];
       if (entry.layer && (!layer || layer.descriptor.digest !== entry.layer.descriptor.digest)) return undefined;
       return { entry, ...(entry.layer && layer ? { layer } : {}) };
@@ -55,7 +54,6 @@ export function createRegistryCache(o: RegistryCacheOptions): RemoteStepCache {
   };
 }
 
-/** The image that stores one entry. */
 /**
  * Whether the cache repo holds an entry for `key`, judged from the entry image's manifest and config
  * alone (no layer is downloaded): what `stowage plan --resolve` asks for each step the local index
@@ -75,11 +73,18 @@ export async function registryCacheHas(
     if (isStowageError(e) && e.code === 'registry/not-found') return false;
     throw e;
   }
-  const label = image.config.config?.Labels?.[ENTRY_LABEL];
-  const entry = label === undefined ? 'no entry label' : parseEntry(label, key);
-  return typeof entry !== 'string' && !isExpired(entry, o.ttlMs, (o.now ?? (() => new Date()))());
+  const entry = entryOf(image, key);
+  return entry !== undefined && !isExpired(entry, o.ttlMs, (o.now ?? (() => new Date()))());
 }
 
+/** The entry an image tagged `key` stores, if it is a valid one of this version. */
+function entryOf(image: Image, key: string): StepCacheEntry | undefined {
+  const label = image.config.config?.Labels?.[ENTRY_LABEL];
+  const entry = label === undefined ? 'no entry label' : parseEntry(label, key);
+  return typeof entry === 'string' ? undefined : entry;
+}
+
+/** The image that stores one entry. */
 export function entryImage(entry: StepCacheEntry, layer: Layer | undefined): Image {
   const config: ImageConfig = {
     created: entry.writtenAt,

@@ -524,13 +524,8 @@ export async function runBuild(argv: string[], context: { tls?: TlsTrust } = {})
 
 /** The cache TTL in ms from --cache-ttl or the spec's `cache.ttl`; undefined: entries never expire. */
 async function cacheTtl(ttlFlag: string | undefined, specCache: { ttl?: string } | undefined): Promise<number | undefined> {
-  const { parseTtl } = await import('../cache/entry.js');
-  const ttlText = ttlFlag ?? specCache?.ttl;
-  const ttlMs = ttlText === undefined ? undefined : parseTtl(ttlText);
-  if (ttlText !== undefined && ttlMs === undefined) {
-    throw new StowageError('usage/bad-flag', `--cache-ttl must be a duration like 168h or 7d, not ${JSON.stringify(ttlText)}`);
-  }
-  return ttlMs;
+  const { ttlOption } = await import('../cache/entry.js');
+  return ttlFlag !== undefined ? ttlOption(ttlFlag) : ttlOption(specCache?.ttl, "the spec's cache.ttl");
 }
 
 /** The run's step cache: local always, the registry too with --cache-repo or the spec's `cache`. */

@@ -15,6 +15,7 @@ import { didYouMean } from '../util/levenshtein.js';
 import type { Destination } from '../engine/build-image.js';
 import type { TlsTrust } from '../registry/tls-trust.js';
 import { proxyConfigFromEnv } from '../registry/proxy.js';
+import { parseTtl } from '../cache/entry.js';
 
 export type SnapshotterChoice = 'auto' | 'overlay' | 'walk';
 export type IsolationChoice = 'auto' | 'bwrap' | 'chroot' | 'none';
@@ -139,7 +140,7 @@ const FLAGS: FlagSpec[] = [
   {
     names: ['--cache-ttl'], kind: 'string', help: 'ignore cache entries older than this (e.g. 168h, 7d; default 336h)',
     apply: (o, v) => {
-      if (!/^([0-9]+(ms|s|m|h|d|w))+$/.test(v)) throw usage(`--cache-ttl must be a duration like 168h or 7d, not ${JSON.stringify(v)}`);
+      if (parseTtl(v) === undefined) throw usage(`--cache-ttl must be a duration like 168h or 7d, not ${JSON.stringify(v)}`);
       o.cacheTtl = v;
     },
   },
@@ -493,7 +494,6 @@ async function openExecutorStepCache(
   registryRefs: readonly string[],
   ports: { createStepCache(options: { repo?: string; ttlMs?: number; warn(message: string): void }): import('../cache/step-cache.js').StepCache },
 ) {
-  const { parseTtl } = await import('../cache/entry.js');
   const repo = o.cacheRepo ?? (registryRefs[0] !== undefined && !o.noPush ? `${repositoryOf(registryRefs[0])}/cache` : undefined);
   const ttlMs = parseTtl(o.cacheTtl ?? '336h');
   return ports.createStepCache({

@@ -6,12 +6,12 @@
 import { resolve } from 'node:path';
 import { compileGraph, type ParsedDockerfile } from '../graph/compile.js';
 import type { PlanCacheStatus } from '../cache/plan-graph.js';
-import { parseTtl } from '../cache/entry.js';
+import { ttlOption } from '../cache/entry.js';
 import type { BuildGraph } from '../graph/types.js';
 import { formatPlatform, hostPlatform } from '../image/platform.js';
 import { selectImages } from '../spec/select.js';
 import type { BuildSpec } from '../spec/types.js';
-import { StowageError, type Diagnostic } from '../util/errors.js';
+import type { Diagnostic } from '../util/errors.js';
 import type { TlsTrust } from '../registry/tls-trust.js';
 import { oneOf, parseCommandArgs, parseKeyValues } from './args.js';
 import { renderHuman } from './diagnostics-output.js';
@@ -127,42 +127,31 @@ export function graphWithCache(graph: BuildGraph, cache: PlanCacheStatus): unkno
  */
 async function cacheStatusFor(
   result: PlanResult,
-  flags: { cacheDirFlag: string | undefined; ttlFlag: string | undefined },
+  flags: { cacheDirFlag: string | undefined; ttlMs?: number },
   env: Record<string, string | undefined>,
   resolve: { insecureRegistries: string[]; tls?: TlsTrust } | undefined,
 ): Promise<PlanCacheStatus | undefined> {
   if (!result.graph || !result.spec || !result.dockerfiles) return undefined;
-  const [{ planCacheStatus }, { resolveCacheDir }, { openDirContext }, { StepCache }, { isExpired, parseEntry }] = await Promise.all([
+  const [{ planCacheStatus }, { resolveCacheDir }, { openDirContext }, { StepCache }, { FsBlobStore }] = await Promise.all([
     import('../cache/plan-graph.js'),
     import('../store/cache-dir.js'),
     import('../engine/context/context.js'),
     import('../cache/step-cache.js'),
-    import('../cache/entry.js'),
+    import('../store/blob-store.js'),
   ]);
   const cacheDir = resolveCacheDir({ flag: flags.cacheDirFlag, env });
-  const ttlText = flags.ttlFlag ?? result.spec.cache?.ttl;
-  const ttlMs = ttlText === undefined ? undefined : parseTtl(ttlText);
-  if (ttlText !== undefined && ttlMs === undefined) {
-    throw new StowageError('usage/bad-flag', `--cache-ttl must be a duration like 168h or 7d, not ${JSON.stringify(ttlText)}`);
-  }
-  const { readFile } = await import('node:fs/promises');
+  const { ttlMs } = flags;
   const epoch = env['SOURCE_DATE_EPOCH'] !== undefined ? Number(env['SOURCE_DATE_EPOCH']) : undefined;
   const signal = new AbortController().signal;
   // Its own bundle (scripts/bundle.mjs): the registry client is loaded only by --resolve.
   const bases = resolve ? await (await import('./plan-resolve.js')).registryBases(cacheDir, env, resolve, { repo: result.spec.cache?.repo, ...(ttlMs !== undefined ? { ttlMs } : {}) }) : undefined;
-  // As the build decides: a readable entry of this key that has not outlived the TTL.
-  const local = (key: string) =>
-    readFile(StepCache.indexPath(cacheDir, key), 'utf8').then(
-      (text) => {
-        const entry = parseEntry(text, key);
-        return typeof entry !== 'string' && !isExpired(entry, ttlMs, new Date());
-      },
-      () => false,
-    );
+  // The build's own local lookup, quiet and changing nothing: a readable entry within the TTL whose
+  // layer blob is in the store. `new FsBlobStore` (not `open`) creates and cleans nothing.
+  const local = new StepCache({ cacheDir, store: new FsBlobStore(cacheDir), ...(ttlMs !== undefined ? { ttlMs } : {}), warn: () => undefined });
   try {
     return await planCacheStatus(result.graph, result.spec, result.dockerfiles, {
       openContext: (dir, dockerfilePath) => openDirContext({ dir, dockerfilePath, cacheDir, signal }),
-      peek: async (key) => (await local(key)) || ((await bases?.inCacheRepo(key, signal)) ?? false),
+      peek: async (key) => (await local.peekLocal(key)) || ((await bases?.inCacheRepo(key, signal)) ?? false),
       ...(bases ? { resolveImage: bases.resolve } : {}),
       ...(epoch !== undefined && Number.isInteger(epoch) ? { sourceDateEpoch: epoch } : {}),
       signal,
@@ -213,9 +202,7 @@ export async function runPlan(argv: string[], context: { tls?: TlsTrust } = {}):
     return 0;
   }
   const format = oneOf('--format', values.format as string | undefined, FORMATS, 'text');
-  if (values['cache-ttl'] !== undefined && parseTtl(values['cache-ttl'] as string) === undefined) {
-    throw new StowageError('usage/bad-flag', `--cache-ttl must be a duration like 168h or 7d, not ${JSON.stringify(values['cache-ttl'])}`);
-  }
+  const ttlFlag = ttlOption(values['cache-ttl'] as string | undefined);
   const cwd = process.cwd();
   const result = await computePlan({
     file: resolve(cwd, (values.file as string | undefined) ?? 'stowage.yaml'),
@@ -242,7 +229,8 @@ export async function runPlan(argv: string[], context: { tls?: TlsTrust } = {}):
   if (format !== 'dot' && !values['no-cache-status']) {
     try {
       const resolveBases = values.resolve ? { insecureRegistries: (values['insecure-registry'] as string[] | undefined) ?? [], ...(context.tls ? { tls: context.tls } : {}) } : undefined;
-      cache = await cacheStatusFor(result, { cacheDirFlag: values['cache-dir'] as string | undefined, ttlFlag: values['cache-ttl'] as string | undefined }, process.env, resolveBases);
+      const ttlMs = ttlFlag ?? ttlOption(result.spec?.cache?.ttl, "the spec's cache.ttl");
+      cache = await cacheStatusFor(result, { cacheDirFlag: values['cache-dir'] as string | undefined, ...(ttlMs !== undefined ? { ttlMs } : {}) }, process.env, resolveBases);
     } catch (e) {
       // The graph is still right; only the hit/miss column is missing.
       process.stderr.write(`stowage plan: warning: cannot tell which steps are cached (${e instanceof Error ? e.message : String(e)})\n`);

@@ -24,6 +24,7 @@ import { decodeConfigPatch, encodeConfigPatch, type StepCacheEntry } from '../ca
 import type { StepCacheHit, StepCachePort } from '../cache/step-cache.js';
 import { collectStepInputs } from '../cache/inputs.js';
 import { withLocation } from './instructions/located.js';
+import { snapshotLayer } from './instructions/commit.js';
 import { isSharedRoot, type ExtractedTree } from './build-root/build-root.js';
 import type { DeferredSnapshot, StageOptions, StagePorts, StepEnvironment } from './instructions/types.js';
 
@@ -194,9 +195,7 @@ export async function buildStage(req: BuildStageRequest): Promise<StageResult & 
     // --single-snapshot whose last filesystem step took no snapshot (WORKDIR /): the deferred
     // changes are taken now, as one layer at the end of the stage's history.
     if (deferredSnapshot.pending && rootfs) {
-      const { ignores } = deferredSnapshot;
-      const changes = await rootfs.snapshot({ ...(ignores.length > 0 ? { ignore: ignores } : {}), final: true, signal });
-      const layer = await ports.layerWriter.writeLayer(changes, { ...(options.sourceDateEpoch !== undefined ? { clampMtime: options.sourceDateEpoch } : {}), signal });
+      const layer = await snapshotLayer({ rootfs, ports, options, deferredSnapshot }, { ignore: [], final: true });
       draft = appendLayer(draft, layer, { created, created_by: SINGLE_SNAPSHOT_HISTORY, comment: HISTORY_COMMENT });
       lastCreated = created;
     }

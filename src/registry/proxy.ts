@@ -11,7 +11,7 @@
  *   subdomains; an entry with `:port` matches that port only.
  * Pure: the environment is passed in, nothing is read here.
  */
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { StowageError } from '../util/errors.js';
 
 export interface ProxyConfig {
@@ -61,12 +61,16 @@ export function proxyFor(config: ProxyConfig | undefined, url: URL): URL | undef
 
 /** NO_PROXY's verdict for `host` (lower case, IPv6 without brackets) on `port`. */
 export function bypassed(noProxy: string, host: string, port: string): boolean {
+  const hostFamily = ipFamily(host);
+  const hostIp = hostFamily ? { text: host, family: hostFamily } : undefined;
   for (const raw of noProxy.split(/[\s,]+/)) {
     let entry = raw.trim().toLowerCase();
     if (entry === '') continue;
     if (entry === '*') return true;
     if (entry.includes('/')) {
-      if (isIP(host) && inCidr(host, entry)) return true;
+      const [net, bits] = entry.split('/') as [string, string];
+      const family = ipFamily(net);
+      if (hostIp && family && /^\d+$/.test(bits) && matches(hostIp, (list) => list.addSubnet(net, Number(bits), family))) return true;
       continue;
     }
     let entryPort: string | undefined;
@@ -77,8 +81,9 @@ export function bypassed(noProxy: string, host: string, port: string): boolean {
     }
     entry = entry.replace(/^\[(.*)\]$/, '$1');
     if (entryPort !== undefined && entryPort !== port) continue;
-    if (isIP(entry)) {
-      if (isIP(host) && sameIp(entry, host)) return true;
+    const family = ipFamily(entry);
+    if (family) {
+      if (hostIp && matches(hostIp, (list) => list.addAddress(entry, family))) return true;
       continue;
     }
     if (entry.startsWith('*.')) entry = entry.slice(1);
@@ -89,55 +94,30 @@ export function bypassed(noProxy: string, host: string, port: string): boolean {
   return false;
 }
 
+type IpFamily = 'ipv4' | 'ipv6';
+
+function ipFamily(text: string): IpFamily | undefined {
+  const v = isIP(text);
+  return v === 4 ? 'ipv4' : v === 6 ? 'ipv6' : undefined;
+}
+
+/**
+ * Whether the address `ip` is in the set `fill` makes — Node's BlockList does the address
+ * arithmetic, IPv6 forms and IPv4-mapped IPv6 addresses (::ffff:10.0.0.1 is in 10.0.0.0/8) included.
+ */
+function matches(ip: { text: string; family: IpFamily }, fill: (list: BlockList) => void): boolean {
+  const list = new BlockList();
+  fill(list);
+  return list.check(ip.text, ip.family);
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
 function isLoopbackIp(host: string): boolean {
-  if (isIP(host) === 4) return host.startsWith('127.');
-  if (isIP(host) === 6) {
-    const bytes = ipBytes(host);
-    if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return bytes[12] === 127; // ::ffff:127.x
-    return bytes.slice(0, 15).every((b) => b === 0) && bytes[15] === 1;
-  }
-  return false;
-}
-
-function sameIp(a: string, b: string): boolean {
-  const x = ipBytes(a);
-  const y = ipBytes(b);
-  return x.length === y.length && x.every((v, i) => v === y[i]);
-}
-
-function inCidr(host: string, cidr: string): boolean {
-  const [net, bitsText] = cidr.split('/') as [string, string];
-  if (!isIP(net) || !/^\d+$/.test(bitsText)) return false;
-  const a = ipBytes(host);
-  const b = ipBytes(net);
-  if (a.length !== b.length) return false;
-  const bits = Number(bitsText);
-  if (bits > a.length * 8) return false;
-  for (let i = 0; i < bits; i++) {
-    const mask = 0x80 >> (i % 8);
-    if ((a[Math.floor(i / 8)]! & mask) !== (b[Math.floor(i / 8)]! & mask)) return false;
-  }
-  return true;
-}
-
-/** 4 bytes for IPv4, 16 for IPv6 (with an embedded IPv4 tail expanded). */
-function ipBytes(ip: string): number[] {
-  if (isIP(ip) === 4) return ip.split('.').map(Number);
-  let text = ip;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  let tail: number[] = [];
-  if (v4) {
-    tail = v4[1]!.split('.').map(Number);
-    text = text.slice(0, -v4[1]!.length) + '0:0';
-  }
-  const [head, rest] = text.includes('::') ? (text.split('::') as [string, string]) : [text, undefined];
-  const parse = (s: string) => (s === '' ? [] : s.split(':').map((h) => parseInt(h, 16)));
-  const left = parse(head);
-  const right = rest === undefined ? [] : parse(rest);
-  const groups = rest === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
-  const bytes = groups.flatMap((g) => [g >> 8, g & 0xff]);
-  if (v4) bytes.splice(12, 4, ...tail);
-  return bytes;
+  const family = ipFamily(host);
+  return family !== undefined && LOOPBACK.check(host, family);
 }
 
 /** A proxy URL as it may be shown: without its credentials. */

@@ -1,4 +1,4 @@
-// Types for the undici files src/registry/undici-pool.ts imports directly (undici's own
+// Types for the undici files src/registry/undici-pool.ts and proxy-agent.ts import directly (undici's own
 // typings describe only its main entry).
 declare module 'undici/lib/dispatcher/pool.js' {
   import type { Pool } from 'undici';

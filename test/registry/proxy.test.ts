@@ -45,6 +45,7 @@ test('NO_PROXY: *, domains with their subdomains, leading-dot and *. suffixes, I
     ['10.0.0.0/8', '10.200.1.1', '443', true],
     ['10.0.0.0/8', '11.0.0.1', '443', false],
     ['10.0.0.0/8', 'ten.example', '443', false],
+    ['10.0.0.0/8', '::ffff:10.1.2.3', '443', true],
     ['fd00::/8', 'fd12::1', '443', true],
     ['fd00::/8', 'fe80::1', '443', false],
     ['2001:db8::1', '2001:db8:0:0:0:0:0:1', '443', true],

@@ -12,15 +12,25 @@ import type { StepOutcome } from './outcome.js';
  * ignore paths (RUN --mount targets) are kept for it.
  */
 export async function commitLayer(env: StepEnvironment, options: { ignore?: string[] } = {}): Promise<Layer | undefined> {
-  const { signal, sourceDateEpoch } = env.options;
   const deferred = env.deferredSnapshot;
   if (env.options.singleSnapshot && !env.lastFilesystemStep) {
     deferred.pending = true;
     deferred.ignores.push(...(options.ignore ?? []));
     return undefined;
   }
-  const ignore = [...deferred.ignores, ...(options.ignore ?? [])];
-  const changes = await env.rootfs.snapshot({ ...(ignore.length > 0 ? { ignore } : {}), final: env.lastFilesystemStep, signal });
+  return snapshotLayer(env, { ignore: options.ignore ?? [], final: env.lastFilesystemStep });
+}
+
+/**
+ * The snapshot of `env.rootfs` (leaving out `ignore` and what deferred steps left out) written as a
+ * layer; whatever --single-snapshot deferred is in it. Also what the stage runner calls when a
+ * stage's last filesystem step took no snapshot.
+ */
+export async function snapshotLayer(env: Pick<StepEnvironment, 'rootfs' | 'ports' | 'options' | 'deferredSnapshot'>, o: { ignore: readonly string[]; final: boolean }): Promise<Layer> {
+  const { signal, sourceDateEpoch } = env.options;
+  const deferred = env.deferredSnapshot;
+  const ignore = [...deferred.ignores, ...o.ignore];
+  const changes = await env.rootfs.snapshot({ ...(ignore.length > 0 ? { ignore } : {}), final: o.final, signal });
   deferred.pending = false;
   return env.ports.layerWriter.writeLayer(changes, { ...(sourceDateEpoch !== undefined ? { clampMtime: sourceDateEpoch } : {}), signal });
 }
